@@ -1,0 +1,177 @@
+//! Settings, layered with the `config` crate: built-in defaults < `config/default.toml` <
+//! `config/{CHORUS_ENV}.toml` (or the file given with `--config`) < `CHORUS__SECTION__KEY`
+//! environment variables. The env names are part of the contract that scripts and tests use.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub uploads: UploadSettings,
+    pub auth: AuthSettings,
+    pub admin: AdminSettings,
+    pub chat: ChatSettings,
+    pub cluster: ClusterSettings,
+}
+
+/// Where to listen and how long to drain on shutdown.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub addr: SocketAddr,
+    pub shutdown_grace_secs: u64,
+}
+
+/// The shared database; every node of a cluster points at the same one.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    /// How long an SQLite writer waits for another process's lock before failing.
+    pub busy_timeout_ms: u64,
+}
+
+/// Optional Redis; empty means presence lives in memory.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: String,
+}
+
+/// Upload folder and cap.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UploadSettings {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+/// Session tokens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub token_ttl_secs: u64,
+}
+
+/// Admin routes; an empty token turns them off.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminSettings {
+    pub token: String,
+}
+
+/// Websocket limits and timings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatSettings {
+    pub heartbeat_interval_secs: u64,
+    pub heartbeat_timeout_secs: u64,
+    /// Outgoing frames a Node may have waiting before it is judged too slow and closed.
+    pub queue_len: usize,
+    pub max_frame_bytes: usize,
+    pub max_message_bytes: usize,
+    /// Longest message `content`, in bytes.
+    pub max_content_bytes: usize,
+}
+
+/// Which cluster transport carries events between nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Redis,
+}
+
+/// Cluster membership.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterSettings {
+    pub enabled: bool,
+    pub transport: Transport,
+    pub broadcast: SocketAddr,
+    pub port: u16,
+    pub secret: String,
+    pub name: String,
+    /// Empty means a random id at start.
+    pub node_id: String,
+}
+
+/// Built-in defaults: one node, SQLite under `data/`, presence in memory, no cluster.
+const DEFAULTS: &str = r#"
+[server]
+addr = "127.0.0.1:8080"
+shutdown_grace_secs = 10
+
+[database]
+url = "sqlite://data/chorus.db?mode=rwc"
+max_connections = 16
+busy_timeout_ms = 30000
+
+[redis]
+url = ""
+
+[uploads]
+dir = "uploads"
+max_bytes = 10485760
+
+[auth]
+token_ttl_secs = 2592000
+
+[admin]
+token = ""
+
+[chat]
+heartbeat_interval_secs = 20
+heartbeat_timeout_secs = 60
+queue_len = 1024
+max_frame_bytes = 65536
+max_message_bytes = 65536
+max_content_bytes = 8192
+
+[cluster]
+enabled = false
+transport = "udp"
+broadcast = "127.255.255.255:7946"
+port = 7946
+secret = ""
+name = "chorus"
+node_id = ""
+"#;
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(#[from] config::ConfigError);
+
+impl Settings {
+    /// Loads the layers; `file` replaces `config/{CHORUS_ENV}.toml` when given.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env_name = std::env::var("CHORUS_ENV").unwrap_or_else(|_| "development".into());
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(config::File::with_name("config/default").required(false));
+        builder = match file {
+            Some(path) => builder.add_source(config::File::from(path).required(true)),
+            None => builder
+                .add_source(config::File::with_name(&format!("config/{env_name}")).required(false)),
+        };
+        let settings = builder
+            .add_source(
+                config::Environment::with_prefix("CHORUS")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        Ok(settings)
+    }
+
+    /// The defaults alone, ignoring files and environment (for tools and tests).
+    pub fn defaults() -> Self {
+        config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("built-in defaults are valid")
+    }
+}

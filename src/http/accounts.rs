@@ -1,0 +1,360 @@
+//! Users and sessions: register, log in and out, the caller's own profile, finding others.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::views::UserView;
+use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
+use crate::app::App;
+use crate::auth::{hash_password, new_token, verify_password};
+use crate::error::ApiError;
+use crate::ids::UserId;
+use crate::store::{now_ms, NewUser, UserChanges};
+
+/// Longest user name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+/// Password length bounds, in characters.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+/// Most users a search returns.
+const SEARCH_LIMIT: u64 = 50;
+
+pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
+    let register = warp::path!("api" / "users")
+        .and(warp::post())
+        .and(with_app(app))
+        .and(json_body())
+        .then(register);
+    let login = warp::path!("api" / "sessions")
+        .and(warp::post())
+        .and(with_app(app))
+        .and(json_body())
+        .then(login);
+    let logout = warp::path!("api" / "sessions")
+        .and(warp::delete())
+        .and(with_app(app))
+        .and(authed(app))
+        .then(logout);
+    let me = warp::path!("api" / "users" / "me")
+        .and(warp::get())
+        .and(with_app(app))
+        .and(authed(app))
+        .then(me);
+    let update_me = warp::path!("api" / "users" / "me")
+        .and(warp::patch())
+        .and(with_app(app))
+        .and(authed(app))
+        .and(json_body())
+        .then(update_me);
+    let delete_me = warp::path!("api" / "users" / "me")
+        .and(warp::delete())
+        .and(with_app(app))
+        .and(authed(app))
+        .then(delete_me);
+    let search = warp::path!("api" / "users")
+        .and(warp::get())
+        .and(with_app(app))
+        .and(authed(app))
+        .and(warp::query::<SearchQuery>())
+        .then(search);
+    let one = warp::path!("api" / "users" / i64)
+        .and(warp::get())
+        .and(with_app(app))
+        .and(authed(app))
+        .then(one);
+    register
+        .or(login)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(me)
+        .unify()
+        .or(update_me)
+        .unify()
+        .or(delete_me)
+        .unify()
+        .or(search)
+        .unify()
+        .or(one)
+        .unify()
+        .map(|r: ApiResult| warp::Reply::into_response(r))
+        .boxed()
+}
+
+/// A registration.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    pub name: String,
+    pub password: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// A log-in.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub name: String,
+    pub password: String,
+}
+
+/// A new session: the token is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub token: String,
+    pub user: UserView,
+    /// Epoch milliseconds.
+    pub expires_at: i64,
+}
+
+/// A profile update. Absent fields stay; `null` clears `email`, `phone`, `avatar`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ProfileUpdate {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    /// An `/uploads/…` URL from `POST /api/attachments`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub avatar: Option<Option<String>>,
+    /// A new password; needs `current_password`.
+    pub password: Option<String>,
+    pub current_password: Option<String>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `?q=` for searches.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SearchQuery {
+    /// Part of the name, case-insensitive.
+    pub q: Option<String>,
+}
+
+/// A display name: 1..=`max` characters, no control characters, no whitespace at either end.
+pub(super) fn valid_name(name: &str, max: usize, what: &str) -> Result<String, ApiError> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > max {
+        return Err(ApiError::Invalid(format!("{what} must be 1-{max} characters")));
+    }
+    if name.trim() != name || name.chars().any(char::is_control) {
+        return Err(ApiError::Invalid(format!(
+            "{what} must not have control characters or whitespace at the ends"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+fn valid_password(password: &str) -> Result<(), ApiError> {
+    if PASSWORD_CHARS.contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(format!(
+            "password must be {}-{} characters",
+            PASSWORD_CHARS.start(),
+            PASSWORD_CHARS.end()
+        )))
+    }
+}
+
+fn valid_email(email: Option<String>) -> Result<Option<String>, ApiError> {
+    match email {
+        Some(e) if e.len() > 254 || !e.contains('@') || e.chars().any(char::is_whitespace) => {
+            Err(ApiError::Invalid("email is not an address".into()))
+        }
+        other => Ok(other),
+    }
+}
+
+fn valid_phone(phone: Option<String>) -> Result<Option<String>, ApiError> {
+    match phone {
+        Some(p) if p.is_empty() || p.len() > 32 || p.chars().any(char::is_control) => {
+            Err(ApiError::Invalid("phone must be 1-32 characters".into()))
+        }
+        other => Ok(other),
+    }
+}
+
+/// An image reference must point at one of our own uploads, so pages only ever load images
+/// from `/uploads/`.
+pub(super) fn valid_upload_url(app: &App, url: Option<String>) -> Result<Option<String>, ApiError> {
+    match url {
+        Some(u) => match u.strip_prefix("/uploads/") {
+            Some(file) if app.uploads.resolve(file).is_some() => Ok(Some(u)),
+            _ => Err(ApiError::Invalid(
+                "image must be an /uploads/ URL from POST /api/attachments".into(),
+            )),
+        },
+        None => Ok(None),
+    }
+}
+
+pub(super) async fn user_view(app: &App, user: crate::store::User) -> UserView {
+    let online = app.presence.is_online(UserId(user.id)).await;
+    UserView::new(user, online)
+}
+
+pub(super) async fn user_views(app: &App, users: Vec<crate::store::User>) -> Vec<UserView> {
+    let ids: Vec<UserId> = users.iter().map(|u| UserId(u.id)).collect();
+    let online = app.presence.online_among(&ids).await;
+    users
+        .into_iter()
+        .map(|u| {
+            let on = online.contains(&UserId(u.id));
+            UserView::new(u, on)
+        })
+        .collect()
+}
+
+#[utoipa::path(post, path = "/api/users", tag = "accounts", request_body = RegisterRequest,
+    responses((status = 201, body = UserView), (status = 400, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn register(app: Arc<App>, req: RegisterRequest) -> ApiResult {
+    let name = valid_name(&req.name, MAX_NAME_CHARS, "name")?;
+    valid_password(&req.password)?;
+    let email = valid_email(req.email)?;
+    let phone = valid_phone(req.phone)?;
+    let password_hash = hash_password(req.password)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let user = app
+        .store
+        .create_user(NewUser {
+            name,
+            password_hash,
+            email,
+            phone,
+        })
+        .await?;
+    tracing::info!(user = user.id, "registered");
+    Ok(json(StatusCode::CREATED, &UserView::new(user, false)))
+}
+
+#[utoipa::path(post, path = "/api/sessions", tag = "accounts", request_body = LoginRequest,
+    responses((status = 201, body = LoginResponse), (status = 401, body = crate::error::ErrorBody)))]
+async fn login(app: Arc<App>, req: LoginRequest) -> ApiResult {
+    let user = app.store.user_by_name(&req.name).await?;
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    if !verify_password(req.password, stored).await {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let user = user.ok_or(ApiError::InvalidCredentials)?;
+    let (token, hash) = new_token();
+    let ttl_ms = i64::try_from(app.settings.auth.token_ttl_secs.saturating_mul(1000))
+        .unwrap_or(i64::MAX);
+    let expires_at = now_ms().saturating_add(ttl_ms);
+    app.store
+        .create_session(UserId(user.id), hash, expires_at)
+        .await?;
+    let user = user_view(&app, user).await;
+    Ok(json(
+        StatusCode::CREATED,
+        &LoginResponse {
+            token,
+            user,
+            expires_at,
+        },
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/sessions", tag = "accounts", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = crate::error::ErrorBody)))]
+async fn logout(app: Arc<App>, caller: Caller) -> ApiResult {
+    app.store.delete_session(&caller.token_hash).await?;
+    Ok(no_content())
+}
+
+#[utoipa::path(get, path = "/api/users/me", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 401, body = crate::error::ErrorBody)))]
+async fn me(app: Arc<App>, caller: Caller) -> ApiResult {
+    let user = app.store.user(caller.user).await?;
+    Ok(json(StatusCode::OK, &user_view(&app, user).await))
+}
+
+#[utoipa::path(patch, path = "/api/users/me", tag = "accounts", security(("bearer" = [])),
+    request_body = ProfileUpdate,
+    responses((status = 200, body = UserView), (status = 403, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn update_me(app: Arc<App>, caller: Caller, req: ProfileUpdate) -> ApiResult {
+    let mut changes = UserChanges {
+        name: req
+            .name
+            .map(|n| valid_name(&n, MAX_NAME_CHARS, "name"))
+            .transpose()?,
+        email: req.email.map(valid_email).transpose()?,
+        phone: req.phone.map(valid_phone).transpose()?,
+        avatar: req
+            .avatar
+            .map(|a| valid_upload_url(&app, a))
+            .transpose()?,
+        password_hash: None,
+    };
+    if let Some(password) = req.password {
+        valid_password(&password)?;
+        let current = app.store.user(caller.user).await?;
+        let given = req.current_password.unwrap_or_default();
+        if !verify_password(given, Some(current.password_hash)).await {
+            return Err(ApiError::WrongPassword);
+        }
+        changes.password_hash = Some(
+            hash_password(password)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+        );
+    }
+    let changed_password = changes.password_hash.is_some();
+    let user = app.store.update_user(caller.user, changes).await?;
+    if changed_password {
+        // Whoever knew the old password loses every other session.
+        app.store
+            .delete_other_sessions(caller.user, &caller.token_hash)
+            .await?;
+    }
+    Ok(json(StatusCode::OK, &user_view(&app, user).await))
+}
+
+#[utoipa::path(delete, path = "/api/users/me", tag = "accounts", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = crate::error::ErrorBody)))]
+async fn delete_me(app: Arc<App>, caller: Caller) -> ApiResult {
+    app.store.delete_user(caller.user).await?;
+    tracing::info!(user = caller.user.0, "account deleted");
+    Ok(no_content())
+}
+
+#[utoipa::path(get, path = "/api/users", tag = "accounts", security(("bearer" = [])),
+    params(SearchQuery),
+    responses((status = 200, body = [UserView]), (status = 422, body = crate::error::ErrorBody)))]
+async fn search(app: Arc<App>, _caller: Caller, query: SearchQuery) -> ApiResult {
+    let q = query.q.unwrap_or_default();
+    valid_query(&q, MAX_NAME_CHARS)?;
+    let users = app.store.search_users(&q, SEARCH_LIMIT).await?;
+    Ok(json(StatusCode::OK, &user_views(&app, users).await))
+}
+
+/// A search term: 1..=`max` characters.
+pub(super) fn valid_query(q: &str, max: usize) -> Result<(), ApiError> {
+    let n = q.chars().count();
+    if n == 0 || n > max {
+        return Err(ApiError::Invalid(format!("q must be 1-{max} characters")));
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/users/{id}", tag = "accounts", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "user id")),
+    responses((status = 200, body = UserView), (status = 404, body = crate::error::ErrorBody)))]
+async fn one(id: i64, app: Arc<App>, _caller: Caller) -> ApiResult {
+    let user = app.store.user(UserId(id)).await?;
+    Ok(json(StatusCode::OK, &user_view(&app, user).await))
+}

@@ -1,0 +1,130 @@
+//! The REST surface: small warp filters, one file per resource, composed here.
+//!
+//! Handlers return `Result<Response, ApiError>`; warp renders both sides, so an error becomes
+//! the JSON error body in exactly one place ([`ApiError`]'s `Reply`). Filters that guard a route
+//! (authentication, body parsing) reject with an `ApiError`, which [`crate::error::recover`]
+//! renders the same way.
+
+mod accounts;
+mod attachments;
+mod communities;
+mod contacts;
+pub mod docs;
+mod ops;
+mod page;
+mod views;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::app::App;
+use crate::auth::token_hash;
+use crate::error::{recover, ApiError};
+use crate::ids::UserId;
+
+/// Largest JSON body any route accepts.
+pub const JSON_BODY_LIMIT: u64 = 64 * 1024;
+
+/// What a handler returns.
+pub type ApiResult = Result<Response, ApiError>;
+
+/// Every route of a node (REST, uploads, docs, page), with errors rendered and requests counted.
+pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
+    let api = accounts::routes(&app)
+        .or(contacts::routes(&app))
+        .unify()
+        .or(communities::routes(&app))
+        .unify()
+        .or(attachments::routes(&app))
+        .unify()
+        .or(ops::routes(&app))
+        .unify()
+        .or(docs::routes())
+        .unify()
+        .or(page::routes())
+        .unify();
+    let metrics = app.metrics.clone();
+    api.recover(recover)
+        .unify()
+        .with(warp::log::custom(move |info| {
+            metrics.observe_http(
+                info.path(),
+                info.method().as_str(),
+                info.status().as_u16(),
+                info.elapsed().as_secs_f64(),
+            );
+        }))
+        .map(Reply::into_response)
+        .boxed()
+}
+
+/// Hands the shared state to a handler.
+pub fn with_app(app: &Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {
+    let app = app.clone();
+    warp::any().map(move || app.clone())
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: UserId,
+    /// The hash of the token presented, to revoke exactly this session.
+    pub token_hash: String,
+}
+
+/// Requires `Authorization: Bearer <token>` naming a live session.
+pub fn authed(app: &Arc<App>) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(with_app(app))
+        .and_then(|header: Option<String>, app: Arc<App>| async move {
+            let token = header
+                .as_deref()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or(ApiError::Unauthorized)?;
+            caller_for_token(&app, token).await.map_err(Rejection::from)
+        })
+}
+
+/// Looks a bearer token up; shared by the REST filter and the websocket upgrade.
+pub async fn caller_for_token(app: &App, token: &str) -> Result<Caller, ApiError> {
+    let hash = token_hash(token);
+    match app.store.session_user(&hash).await? {
+        Some(user) => Ok(Caller {
+            user,
+            token_hash: hash,
+        }),
+        None => Err(ApiError::Unauthorized),
+    }
+}
+
+/// A JSON body of type `T`, at most [`JSON_BODY_LIMIT`] bytes, with a clear error when it is
+/// not JSON or not the expected shape.
+pub fn json_body<T: DeserializeOwned + Send>(
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(JSON_BODY_LIMIT)
+        .and(warp::body::bytes())
+        .and_then(|body: Bytes| async move {
+            serde_json::from_slice::<T>(&body)
+                .map_err(|e| Rejection::from(ApiError::MalformedJson(e.to_string())))
+        })
+}
+
+/// A JSON response with a status.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+/// An empty 204.
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}

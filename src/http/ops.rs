@@ -1,0 +1,73 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use warp::filters::BoxedFilter;
+use warp::http::{header, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use super::{json, with_app};
+use crate::app::App;
+
+pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
+    let healthz = warp::path!("healthz").and(warp::get()).then(healthz);
+    let readyz = warp::path!("readyz")
+        .and(warp::get())
+        .and(with_app(app))
+        .then(readyz);
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_app(app))
+        .then(metrics);
+    healthz.or(readyz).unify().or(metrics).unify().boxed()
+}
+
+/// Liveness.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// Readiness: whether this node can serve.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// `ok` or `down`.
+    pub database: &'static str,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+async fn healthz() -> Response {
+    json(StatusCode::OK, &Health { status: "ok" })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+async fn readyz(app: Arc<App>) -> Response {
+    let db_ok = app.store.ping().await;
+    let body = Readiness {
+        status: if db_ok { "ready" } else { "not_ready" },
+        database: if db_ok { "ok" } else { "down" },
+    };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(status, &body)
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics(app: Arc<App>) -> Response {
+    warp::reply::with_header(
+        app.metrics.render(),
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4",
+    )
+    .into_response()
+}

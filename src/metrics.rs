@@ -1,0 +1,131 @@
+//! Prometheus metrics for `/metrics`. Routes are labelled by their template (`/api/users/{id}`),
+//! never by the raw path, so a scan of random URLs cannot grow the label set.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// The node's metric families, registered once at start.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    /// Websocket connections open on this node.
+    pub ws_connections: IntGauge,
+}
+
+/// Route templates, matched segment by segment; `{…}` matches any one segment.
+const ROUTES: &[&str] = &[
+    "/",
+    "/chat",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api-docs/openapi.json",
+    "/api/users",
+    "/api/users/me",
+    "/api/users/{id}",
+    "/api/sessions",
+    "/api/contacts",
+    "/api/contacts/{user_id}",
+    "/api/communities",
+    "/api/communities/search",
+    "/api/communities/{id}/members",
+    "/api/communities/{id}/members/me",
+    "/api/conversations/{conversation}/messages",
+    "/api/attachments",
+    "/api/system-messages",
+    "/uploads/{file}",
+];
+
+/// The template a request path belongs to: a known route, `/swagger/*`, a static file, or `other`.
+pub fn route_label(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let exact = ROUTES.iter().copied().find(|template| {
+        let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+        parts.len() == segments.len()
+            && parts
+                .iter()
+                .zip(&segments)
+                .all(|(t, s)| t.starts_with('{') || t == s)
+    });
+    // Literal routes beat templates: `/api/users/me` is not `/api/users/{id}`.
+    let literal = ROUTES.iter().copied().find(|t| *t == path);
+    match (literal, exact) {
+        (Some(t), _) | (None, Some(t)) => t,
+        _ if path.starts_with("/swagger") => "/swagger/*",
+        _ if !path.starts_with("/api") && !path.starts_with("/uploads") => "/static",
+        _ => "other",
+    }
+}
+
+impl Metrics {
+    /// Registers every family.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new("chorus_http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "chorus_http_request_duration_seconds",
+                "HTTP request latency by route and method",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["route", "method"],
+        )?;
+        let ws_connections =
+            IntGauge::new("chorus_ws_connections", "Websocket connections open on this node")?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(ws_connections.clone()))?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_duration,
+            ws_connections,
+        })
+    }
+
+    /// Counts one finished HTTP request.
+    pub fn observe_http(&self, path: &str, method: &str, status: u16, seconds: f64) {
+        let route = route_label(path);
+        self.http_requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.http_duration
+            .with_label_values(&[route, method])
+            .observe(seconds);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(%err, "encoding metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn labels_are_templates() {
+        assert_eq!(route_label("/api/users/me"), "/api/users/me");
+        assert_eq!(route_label("/api/users/42"), "/api/users/{id}");
+        assert_eq!(
+            route_label("/api/communities/7/members/me"),
+            "/api/communities/{id}/members/me"
+        );
+        assert_eq!(route_label("/uploads/abc.png"), "/uploads/{file}");
+        assert_eq!(route_label("/api/nope/1/2/3"), "other");
+        assert_eq!(route_label("/swagger/index.html"), "/swagger/*");
+    }
+}

@@ -1,0 +1,88 @@
+//! Friendships. Adding is mutual at once (GinChat's model): two rows, one per direction,
+//! written and removed in one transaction so the pair can never be half there.
+
+use sea_orm::{
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+
+use super::entity::{contact, user};
+use super::{now_ms, Store, StoreError, User};
+use crate::ids::UserId;
+
+impl Store {
+    /// Makes `a` and `b` contacts of each other.
+    pub async fn add_contact(&self, a: UserId, b: UserId) -> Result<User, StoreError> {
+        let other = self.user(b).await?;
+        let tx = self.conn().begin().await?;
+        let existing = contact::Entity::find_by_id((a.0, b.0)).count(&tx).await?;
+        if existing > 0 {
+            return Err(StoreError::AlreadyContact(b));
+        }
+        let now = now_ms();
+        let row = |owner: UserId, other: UserId| contact::ActiveModel {
+            owner_id: Set(owner.0),
+            contact_id: Set(other.0),
+            created_at: Set(now),
+        };
+        contact::Entity::insert_many([row(a, b), row(b, a)])
+            .exec(&tx)
+            .await
+            .map_err(|e| {
+                if StoreError::is_unique_violation(&e) {
+                    StoreError::AlreadyContact(b)
+                } else {
+                    e.into()
+                }
+            })?;
+        tx.commit().await?;
+        Ok(other)
+    }
+
+    /// Ends the friendship in both directions.
+    pub async fn remove_contact(&self, a: UserId, b: UserId) -> Result<(), StoreError> {
+        let tx = self.conn().begin().await?;
+        let removed = contact::Entity::delete_many()
+            .filter(
+                (contact::Column::OwnerId.eq(a.0).and(contact::Column::ContactId.eq(b.0))).or(
+                    contact::Column::OwnerId
+                        .eq(b.0)
+                        .and(contact::Column::ContactId.eq(a.0)),
+                ),
+            )
+            .exec(&tx)
+            .await?;
+        if removed.rows_affected == 0 {
+            return Err(StoreError::NotAContact(b));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `user`'s contacts, by name.
+    pub async fn contacts(&self, user: UserId) -> Result<Vec<User>, StoreError> {
+        let ids = self.contact_ids(user).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.iter().map(|u| u.0)))
+            .order_by_asc(user::Column::NameKey)
+            .all(self.conn())
+            .await?)
+    }
+
+    /// The ids of `user`'s contacts (who hears about their presence).
+    pub async fn contact_ids(&self, user: UserId) -> Result<Vec<UserId>, StoreError> {
+        Ok(contact::Entity::find()
+            .select_only()
+            .column(contact::Column::ContactId)
+            .filter(contact::Column::OwnerId.eq(user.0))
+            .into_tuple::<i64>()
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .map(UserId)
+            .collect())
+    }
+}

@@ -1,0 +1,153 @@
+//! Storage behind a small API, so handlers never build SQL. sea-orm over SQLite (embedded
+//! default; WAL and a busy timeout so several `chorus` processes can share one file),
+//! PostgreSQL or MySQL/MariaDB, chosen by the URL.
+
+pub mod entity;
+
+mod attachments;
+mod communities;
+mod contacts;
+mod sessions;
+mod users;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+
+use crate::config::DatabaseSettings;
+use crate::ids::{CommunityId, UserId};
+
+pub use attachments::NewAttachment;
+pub use communities::NewCommunity;
+pub use entity::attachment::Model as Attachment;
+pub use entity::community::Model as Community;
+pub use entity::user::Model as User;
+pub use users::{NewUser, UserChanges};
+
+/// What a store call can fail with; everything but `Db` is the caller's to show the user.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("name taken")]
+    NameTaken,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("already a contact")]
+    AlreadyContact(UserId),
+    #[error("not a contact")]
+    NotAContact(UserId),
+    #[error("already a member")]
+    AlreadyMember(CommunityId),
+    #[error("not a member")]
+    NotAMember(CommunityId),
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+impl StoreError {
+    /// True when the database refused a row for breaking a unique index.
+    fn is_unique_violation(err: &DbErr) -> bool {
+        matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+    }
+}
+
+/// The handle every layer shares; cheap to clone (a connection pool inside).
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+/// Unix epoch milliseconds, the one time format in storage and on the wire.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// Opens the pool (creating the SQLite file's folder when needed) and runs the migrations.
+    pub async fn open(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let url = settings.url.as_str();
+        if let Some(path) = sqlite_path(url) {
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    DbErr::Custom(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let busy = Duration::from_millis(settings.busy_timeout_ms);
+        let mut options = ConnectOptions::new(url);
+        options
+            .max_connections(settings.max_connections)
+            .min_connections(1)
+            .acquire_timeout(busy + Duration::from_secs(5))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(busy)
+                    .foreign_keys(true)
+            });
+        let db = Database::connect(options).await?;
+        Migrator::up(&db, None).await?;
+        Ok(Self { db })
+    }
+
+    /// Whether the database answers a trivial query (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
+    /// Closes the pool so an SQLite file is checkpointed and released.
+    pub async fn close(self) {
+        if let Err(err) = self.db.close().await {
+            tracing::warn!(%err, "closing the database pool");
+        }
+    }
+
+    pub(crate) fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+/// The file path of an SQLite URL, if it is one (`sqlite://data/x.db?mode=rwc` → `data/x.db`).
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// A `LIKE` pattern for "contains `needle`", with the wildcards in `needle` taken literally.
+/// `!` is the escape character: it needs no quoting in any of the three SQL dialects.
+fn contains_pattern(needle: &str) -> sea_orm::sea_query::LikeExpr {
+    let mut escaped = String::with_capacity(needle.len() + 2);
+    escaped.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            escaped.push('!');
+        }
+        escaped.push(c);
+    }
+    escaped.push('%');
+    sea_orm::sea_query::LikeExpr::new(escaped).escape('!')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://data/chorus.db?mode=rwc"),
+            Some("data/chorus.db")
+        );
+        assert_eq!(sqlite_path("sqlite:///tmp/a.db"), Some("/tmp/a.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x/y"), None);
+    }
+}

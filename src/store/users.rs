@@ -1,0 +1,151 @@
+//! Accounts: create, find, change, delete.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+
+use super::entity::{community_member, contact, session, user};
+use super::{contains_pattern, now_ms, Store, StoreError, User};
+use crate::ids::UserId;
+
+/// A validated registration; the password is already hashed.
+pub struct NewUser {
+    pub name: String,
+    pub password_hash: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// A profile update: `None` leaves a field alone, `Some(None)` clears an optional one.
+#[derive(Default)]
+pub struct UserChanges {
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub avatar: Option<Option<String>>,
+}
+
+/// The key that name uniqueness and search use, so "Alice" and "alice" are one name everywhere.
+pub(crate) fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+impl Store {
+    /// Registers a user; `NameTaken` if the name (case-insensitively) is in use.
+    pub async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        let row = user::ActiveModel {
+            name_key: Set(name_key(&new.name)),
+            name: Set(new.name),
+            password_hash: Set(new.password_hash),
+            email: Set(new.email),
+            phone: Set(new.phone),
+            avatar: Set(None),
+            created_at: Set(now_ms()),
+            ..Default::default()
+        };
+        row.insert(self.conn()).await.map_err(|e| {
+            if StoreError::is_unique_violation(&e) {
+                StoreError::NameTaken
+            } else {
+                e.into()
+            }
+        })
+    }
+
+    /// One user by id.
+    pub async fn user(&self, id: UserId) -> Result<User, StoreError> {
+        user::Entity::find_by_id(id.0)
+            .one(self.conn())
+            .await?
+            .ok_or(StoreError::NotFound("user"))
+    }
+
+    /// Users by ids, in id order; unknown ids are skipped.
+    pub async fn users(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.iter().map(|u| u.0)))
+            .order_by_asc(user::Column::Id)
+            .all(self.conn())
+            .await?)
+    }
+
+    /// The user with this name, case-insensitively (for log-in).
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
+        Ok(user::Entity::find()
+            .filter(user::Column::NameKey.eq(name_key(name)))
+            .one(self.conn())
+            .await?)
+    }
+
+    /// Users whose name contains `needle`, case-insensitively, at most `limit`, by id.
+    pub async fn search_users(&self, needle: &str, limit: u64) -> Result<Vec<User>, StoreError> {
+        Ok(user::Entity::find()
+            .filter(user::Column::NameKey.like(contains_pattern(&name_key(needle))))
+            .order_by_asc(user::Column::Id)
+            .limit(limit)
+            .all(self.conn())
+            .await?)
+    }
+
+    /// Applies a profile update and returns the new profile.
+    pub async fn update_user(&self, id: UserId, changes: UserChanges) -> Result<User, StoreError> {
+        let current = self.user(id).await?;
+        let mut row: user::ActiveModel = current.into();
+        if let Some(name) = changes.name {
+            row.name_key = Set(name_key(&name));
+            row.name = Set(name);
+        }
+        if let Some(hash) = changes.password_hash {
+            row.password_hash = Set(hash);
+        }
+        if let Some(email) = changes.email {
+            row.email = Set(email);
+        }
+        if let Some(phone) = changes.phone {
+            row.phone = Set(phone);
+        }
+        if let Some(avatar) = changes.avatar {
+            row.avatar = Set(avatar);
+        }
+        row.update(self.conn()).await.map_err(|e| {
+            if StoreError::is_unique_violation(&e) {
+                StoreError::NameTaken
+            } else {
+                e.into()
+            }
+        })
+    }
+
+    /// Deletes a user with their sessions, contacts (both directions) and memberships, in one
+    /// transaction. Their messages stay: the other side's history must not change.
+    pub async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
+        let tx = self.conn().begin().await?;
+        session::Entity::delete_many()
+            .filter(session::Column::UserId.eq(id.0))
+            .exec(&tx)
+            .await?;
+        contact::Entity::delete_many()
+            .filter(
+                contact::Column::OwnerId
+                    .eq(id.0)
+                    .or(contact::Column::ContactId.eq(id.0)),
+            )
+            .exec(&tx)
+            .await?;
+        community_member::Entity::delete_many()
+            .filter(community_member::Column::UserId.eq(id.0))
+            .exec(&tx)
+            .await?;
+        let deleted = user::Entity::delete_by_id(id.0).exec(&tx).await?;
+        if deleted.rows_affected == 0 {
+            return Err(StoreError::NotFound("user"));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
