@@ -71,12 +71,12 @@ ensure MariaDB 3306 start_mariadb CHORUS_TEST_MYSQL_URL "mysql://root@127.0.0.1:
 ensure Redis 6379 start_redis CHORUS_TEST_REDIS_URL "redis://127.0.0.1:6379"
 
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace
+    cargo nextest run --workspace --no-fail-fast
     # nextest does not run doctests; run them only when a library has some.
     if grep -rqsE '^\s*//[/!].*```' --include='*.rs' src migrations/src &&
         { [[ -f src/lib.rs ]] || [[ -f migrations/src/lib.rs ]]; }; then
         cargo test --workspace --doc
     fi
 else
-    cargo test --workspace
+    cargo test --workspace --no-fail-fast
 fi

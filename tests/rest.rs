@@ -65,6 +65,74 @@ backend_tests!(
 );
 
 // ---------------------------------------------------------------------------------------------
+// Backend-specific checks
+
+/// Secrets at rest (SQLite, where the whole database is one file to read): passwords only as
+/// Argon2id hashes, tokens only as SHA-256 hashes.
+#[tokio::test]
+async fn sqlite_stores_no_plaintext_secrets() {
+    let s = start!(Backend::Sqlite);
+    let secret_pw = "plaintext-canary-pw-4711";
+    s.register("alice", secret_pw).await;
+    let token = s.login("alice", secret_pw).await;
+    s.get("/api/users/me", Some(&token)).await.expect(200);
+    let data = s.dir.path().join("data");
+    let mut bytes = Vec::new();
+    for f in std::fs::read_dir(&data).expect("data dir") {
+        bytes.extend(std::fs::read(f.expect("entry").path()).expect("read db file"));
+    }
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"$argon2id$"), "no Argon2id PHC string in {data:?}");
+    assert!(!has(secret_pw.as_bytes()), "plaintext password stored");
+    assert!(!has(token.as_bytes()), "plaintext token stored");
+    assert!(
+        !has(token.to_uppercase().as_bytes()),
+        "plaintext token stored (upper case)"
+    );
+}
+
+/// `/readyz` tells the truth when PostgreSQL goes away, and recovers when it comes back.
+#[tokio::test]
+async fn postgres_readyz_follows_the_database() {
+    let s = start!(Backend::Postgres);
+    s.get("/readyz", None).await.expect(200);
+    let name = s.db.name.clone().expect("db name");
+    s.db.admin(&format!(
+        "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false"
+    ))
+    .await;
+    s.db.admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .await;
+    let down = wait_for(
+        Duration::from_secs(30),
+        "/readyz still 200 with the database refusing connections",
+        || async {
+            let r = s.get("/readyz", None).await;
+            (r.status != 200).then_some(r)
+        },
+    )
+    .await;
+    down.expect(503);
+    assert_eq!(down.json()["database"], "down", "{}", down.text());
+    // Liveness is not readiness: the process is still up.
+    s.get("/healthz", None).await.expect(200);
+
+    s.db.admin(&format!(
+        "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS true"
+    ))
+    .await;
+    wait_for(
+        Duration::from_secs(30),
+        "/readyz did not recover after the database came back",
+        || async { (s.get("/readyz", None).await.status == 200).then_some(()) },
+    )
+    .await;
+    s.register("alice", PASSWORD).await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Users and sessions
 
 /// Fields every user object must have, and no secrets.
@@ -115,6 +183,13 @@ async fn register(backend: Backend) {
     check_user_shape(&bob, "bob");
     assert!(bob["email"].is_null() && bob["phone"].is_null());
     assert_ne!(bob["id"], u["id"]);
+
+    // Lengths count characters, not bytes, and any script works (on MySQL too: utf8mb4).
+    for name in ["名字", "🦀crab", &"字".repeat(32)] {
+        let u = s.register(name, "пароль-密码-🔑").await;
+        check_user_shape(&u, name);
+        s.login(name, "пароль-密码-🔑").await;
+    }
 
     // The name is unique.
     s.post(
@@ -571,6 +646,23 @@ async fn find_users(backend: Backend) {
     let names: Vec<Value> = r.json().as_array().expect("array").to_vec();
     assert_eq!(names.len(), 1);
     assert_eq!(names[0]["name"], "bob");
+
+    // At most 50, by id.
+    let mut made = Vec::new();
+    for i in 0..51 {
+        let u = s.register(&format!("member{i:02}"), PASSWORD).await;
+        made.push(u["id"].as_i64().unwrap());
+    }
+    let r = s.get("/api/users?q=MEMBER", a.t()).await;
+    r.expect(200);
+    let got: Vec<i64> = r
+        .json()
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|u| u["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(got, made[..50].to_vec(), "first 50 matches by id");
 
     let r = s.get("/api/users?q=zzz", a.t()).await;
     r.expect(200);
@@ -1056,16 +1148,22 @@ async fn uploads_of_images(backend: Backend) {
     s.get(&format!("/uploads/{}.png", uuid::Uuid::new_v4()), None)
         .await
         .expect_error(404, "not_found");
-    // No file field.
-    let form = reqwest::multipart::Form::new().text("other", "x");
-    let r = reqwest::Client::new()
-        .post(s.url("/api/attachments"))
-        .bearer_auth(&a.token)
-        .multipart(form)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 400, "upload without a `file` field");
+    // No `file` field: the wrong shape (400) or a missing value (422), never a success.
+    let r = s
+        .send_raw(
+            Method::POST,
+            "/api/attachments",
+            a.t(),
+            "multipart/form-data; boundary=XyZ",
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--XyZ--\r\n"
+                .to_vec(),
+        )
+        .await;
+    r.expect_error_in(&[
+        (400, "malformed_json"),
+        (400, "bad_request"),
+        (422, "invalid_input"),
+    ]);
 }
 
 async fn uploads_hostile(backend: Backend) {
@@ -1088,7 +1186,6 @@ async fn uploads_hostile(backend: Backend) {
             "image/png",
             b"<script>alert(document.cookie)</script>".to_vec(),
         ),
-        ("empty.png", "image/png", Vec::new()),
         // Magic alone, cut short.
         ("cut.png", "image/png", b"\x89PNG".to_vec()),
     ];
@@ -1097,6 +1194,10 @@ async fn uploads_hostile(backend: Backend) {
             .await
             .expect_error(415, "unsupported_media_type");
     }
+    // An empty file is no image either; "out of bounds" (422) is an equally fair answer.
+    s.upload(a.t(), "empty.png", "image/png", Vec::new())
+        .await
+        .expect_error_in(&[(415, "unsupported_media_type"), (422, "invalid_input")]);
     // Nothing was stored.
     let stored: Vec<_> = std::fs::read_dir(s.dir.path().join("uploads"))
         .expect("uploads dir")
@@ -1116,9 +1217,14 @@ async fn upload_too_large(backend: Backend) {
     let a = s.user("alice").await;
     let mut big = png_1x1();
     big.resize(1024 * 1024, 0);
-    s.upload(a.t(), "big.png", "image/png", big)
+    s.raw_upload(&a.token, "big.png", "image/png", &big)
         .await
         .expect_error(413, "payload_too_large");
+    // Nothing of it was kept.
+    let stored = std::fs::read_dir(s.dir.path().join("uploads"))
+        .unwrap()
+        .count();
+    assert_eq!(stored, 0, "the oversize upload left a file");
     // The limit is the only reason: a small image still goes through.
     s.upload(a.t(), "dot.png", "image/png", png_1x1())
         .await

@@ -59,6 +59,8 @@ pub struct TestDb {
     _dir: Option<TempDir>,
     /// For PostgreSQL/MySQL: how to drop the database again.
     drop_with: Option<(String, String)>,
+    /// For PostgreSQL/MySQL: the database's name on the server.
+    pub name: Option<String>,
 }
 
 impl TestDb {
@@ -89,6 +91,7 @@ impl TestDb {
             url: format!("sqlite://{}?mode=rwc", file.display()),
             _dir: None,
             drop_with: None,
+            name: None,
         }
     }
 
@@ -136,7 +139,18 @@ impl TestDb {
             url: url.to_string(),
             _dir: None,
             drop_with: Some((admin, drop)),
+            name: Some(name),
         })
+    }
+}
+
+impl TestDb {
+    /// Runs `sql` on the admin connection (PostgreSQL/MySQL only), to break things on purpose.
+    pub async fn admin(&self, sql: &str) {
+        let (admin, _) = self.drop_with.as_ref().expect("not a server backend");
+        admin_exec(admin, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
 
@@ -406,21 +420,56 @@ impl Server {
             .await
             .unwrap_or_else(|_| panic!("raw GET {path}: timed out"))
             .unwrap_or_else(|e| panic!("raw GET {path}: {e}"));
-        let head_end = buf
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap_or_else(|| panic!("raw GET {path}: no header end in {buf:?}"));
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("raw GET {path}: bad status line in {head:?}"));
-        RawResp {
-            status,
-            head,
-            body: buf[head_end + 4..].to_vec(),
-        }
+        RawResp::parse(&format!("raw GET {path}"), buf)
+    }
+
+    /// A multipart upload written on a plain socket while the answer is read concurrently.
+    ///
+    /// A server may answer 413 and close before the body is all sent; HTTP clients then report
+    /// the failed write instead of the response, so this reads whatever the server said.
+    pub async fn raw_upload(
+        &self,
+        token: &str,
+        file_name: &str,
+        mime: &str,
+        bytes: &[u8],
+    ) -> RawResp {
+        let boundary = format!("chorus-test-{}", uuid::Uuid::new_v4().simple());
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+             filename=\"{file_name}\"\r\nContent-Type: {mime}\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let head = format!(
+            "POST /api/attachments HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: multipart/form-data; boundary={boundary}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        let io = async {
+            let stream = tokio::net::TcpStream::connect(&self.addr).await?;
+            let (mut rd, mut wr) = stream.into_split();
+            let write = async move {
+                // A write error is expected when the server stops reading early.
+                let _ = wr.write_all(head.as_bytes()).await;
+                let _ = wr.write_all(&body).await;
+            };
+            let mut buf = Vec::new();
+            let read = async {
+                // A reset after the answer arrived still leaves the answer in `buf`.
+                let _ = rd.read_to_end(&mut buf).await;
+            };
+            tokio::join!(write, read);
+            Ok::<_, std::io::Error>(buf)
+        };
+        let buf = tokio::time::timeout(REQUEST_TIMEOUT, io)
+            .await
+            .unwrap_or_else(|_| panic!("raw upload: timed out"))
+            .unwrap_or_else(|e| panic!("raw upload: {e}"));
+        RawResp::parse("raw POST /api/attachments", buf)
     }
 
     /// Registers `name` with `password`; asserts 201 and returns the user JSON.
@@ -557,6 +606,23 @@ impl Resp {
         self
     }
 
+    /// Asserts that the answer is one of several acceptable `(status, code)` errors, for the
+    /// few cases where docs/api.md allows more than one reading.
+    pub fn expect_error_in(&self, allowed: &[(u16, &str)]) -> &Self {
+        let status = self.status.as_u16();
+        let body: Value = serde_json::from_slice(&self.bytes).unwrap_or(Value::Null);
+        assert!(
+            allowed
+                .iter()
+                .any(|(s, c)| *s == status && body["error"]["code"] == *c),
+            "{}: expected one of {allowed:?}, got {} with body {}",
+            self.what,
+            self.status,
+            self.text()
+        );
+        self
+    }
+
     /// Asserts the status and `{"error":{"code":code,"message":<string>}}`.
     pub fn expect_error(&self, status: u16, code: &str) -> &Self {
         self.expect(status);
@@ -579,7 +645,74 @@ impl Resp {
 pub struct RawResp {
     pub status: u16,
     pub head: String,
+    /// The body as sent (still chunk-encoded if it was).
     pub body: Vec<u8>,
+    what: String,
+}
+
+impl RawResp {
+    fn parse(what: &str, buf: Vec<u8>) -> RawResp {
+        let head_end = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| {
+                panic!(
+                    "{what}: no complete response head in {:?}",
+                    String::from_utf8_lossy(&buf)
+                )
+            });
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{what}: bad status line in {head:?}"));
+        RawResp {
+            status,
+            head,
+            body: buf[head_end + 4..].to_vec(),
+            what: what.to_string(),
+        }
+    }
+
+    /// The body with any chunked transfer encoding removed.
+    pub fn decoded_body(&self) -> Vec<u8> {
+        if !self
+            .head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            return self.body.clone();
+        }
+        let (mut out, mut rest) = (Vec::new(), &self.body[..]);
+        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size_field = String::from_utf8_lossy(&rest[..eol]).to_string();
+            let size_hex = size_field.split(';').next().unwrap_or("").trim();
+            let Ok(size) = usize::from_str_radix(size_hex, 16) else {
+                break;
+            };
+            if size == 0 || rest.len() < eol + 2 + size {
+                break;
+            }
+            out.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = &rest[(eol + 4 + size).min(rest.len())..];
+        }
+        out
+    }
+
+    /// Asserts the status and the error code of a JSON error body.
+    pub fn expect_error(&self, status: u16, code: &str) {
+        let body = self.decoded_body();
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(
+            self.status, status,
+            "{}: expected {status}, got:\n{}\n{text}",
+            self.what, self.head
+        );
+        let json: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{}: body is not JSON ({e}): {text}", self.what));
+        assert_eq!(json["error"]["code"], code, "{}: {json}", self.what);
+    }
 }
 
 /// Polls `check` until it yields a value or `deadline` passes (then panics with `what`).
