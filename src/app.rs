@@ -1,9 +1,19 @@
-//! The state one node shares between its HTTP handlers and background tasks.
+//! The state one node shares between its HTTP handlers, websocket connections and background
+//! tasks, and the fan-out steps that need several parts of it.
 
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::commit::Committer;
 use crate::config::Settings;
+use crate::frame::ServerFrame;
+use crate::hub::{Hub, NodeId, Outgoing};
+use crate::ids::UserId;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
-use crate::store::Store;
+use crate::store::{Store, StoredMessage};
 use crate::upload::Uploads;
 
 /// Everything a handler may need, behind one `Arc`.
@@ -13,4 +23,45 @@ pub struct App {
     pub presence: Presence,
     pub uploads: Uploads,
     pub metrics: Metrics,
+    pub hub: Hub,
+    pub committer: Committer,
+    /// Cancelled when the node begins to shut down: connections stop reading.
+    pub stopping: CancellationToken,
+    /// One token per open websocket connection, so shutdown can wait for them.
+    pub connections: TaskTracker,
+}
+
+impl App {
+    /// Queues a stored message for the local Nodes of `recipients`, except the sending Node
+    /// (which gets the ack instead).
+    pub fn deliver_local(
+        &self,
+        message: &StoredMessage,
+        recipients: &[UserId],
+        except: Option<NodeId>,
+    ) {
+        let out = Outgoing::Message {
+            conversation: message.conversation,
+            seq: message.seq,
+            text: ServerFrame::stored(message).to_text().into(),
+        };
+        for user in recipients {
+            self.hub.send_to_user(*user, &out, except);
+        }
+    }
+
+    /// Tells `user`'s contacts that they came online or went offline.
+    pub async fn announce_presence(self: &Arc<Self>, user: UserId, online: bool) {
+        let contacts = match self.store.contact_ids(user).await {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::warn!(%err, "presence: cannot list contacts");
+                return;
+            }
+        };
+        let out = Outgoing::Frame(ServerFrame::Presence { user, online }.to_text().into());
+        for contact in contacts {
+            self.hub.send_to_user(contact, &out, None);
+        }
+    }
 }

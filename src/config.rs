@@ -72,6 +72,10 @@ pub struct ChatSettings {
     pub max_message_bytes: usize,
     /// Longest message `content`, in bytes.
     pub max_content_bytes: usize,
+    /// Frames a connection may send per second on average (0 = no limit) ...
+    pub rate_per_sec: u32,
+    /// ... and in one burst.
+    pub rate_burst: u32,
 }
 
 /// Which cluster transport carries events between nodes.
@@ -126,6 +130,8 @@ queue_len = 1024
 max_frame_bytes = 65536
 max_message_bytes = 65536
 max_content_bytes = 8192
+rate_per_sec = 200
+rate_burst = 2000
 
 [cluster]
 enabled = false

@@ -50,6 +50,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -75,6 +77,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Invalid(_) => "invalid_input",
+            Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -96,6 +99,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -188,6 +192,17 @@ impl From<crate::upload::UploadError> for ApiError {
             UploadError::Empty => Self::Invalid(err.to_string()),
             UploadError::Body(e) => Self::BadRequest(e),
             UploadError::Io(e) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::commit::SendError> for ApiError {
+    fn from(err: crate::commit::SendError) -> Self {
+        use crate::commit::SendError;
+        match err {
+            SendError::UnknownUser(_) => Self::NotFound("user"),
+            SendError::NotAMember(c) => Self::NotAMember(c),
+            SendError::Unavailable => Self::Unavailable(err.to_string()),
         }
     }
 }

@@ -143,7 +143,9 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_refused() {
-        for bad in ["", "p:42:3", "p:3:3", "p:3", "g:", "g:07", "g:+7", "x:1", "g:1:2", "s:a"] {
+        for bad in [
+            "", "p:42:3", "p:3:3", "p:3", "g:", "g:07", "g:+7", "x:1", "g:1:2", "s:a",
+        ] {
             assert!(bad.parse::<ConversationId>().is_err(), "{bad:?} accepted");
         }
         assert_eq!(

@@ -3,6 +3,11 @@
 //! The map, in the order a request travels:
 //! - [`http`]: warp filters for the REST API, uploads, the OpenAPI document and Swagger UI,
 //!   the web page, health and metrics;
+//! - [`ws`]: `GET /chat`, one [`hub::Node`] per connection with its `send_proc` (queue to
+//!   socket, in order, once) and `recv_proc` (socket to dispatch);
+//! - [`dispatch`]: what each client [`frame`] does;
+//! - [`commit`]: the group-commit writer: store a batch, then ack, then fan out;
+//! - [`hub`]: the Nodes on this server, by user, with bounded queues and the heartbeat sweep;
 //! - [`auth`]: Argon2id password hashes and opaque session tokens;
 //! - [`store`]: sea-orm storage (SQLite, PostgreSQL, MySQL) behind a small API;
 //! - [`presence`]: who is online;
@@ -14,14 +19,19 @@
 
 pub mod app;
 pub mod auth;
+pub mod commit;
 pub mod config;
+pub mod dispatch;
 pub mod error;
+pub mod frame;
 pub mod http;
+pub mod hub;
 pub mod ids;
 pub mod metrics;
 pub mod presence;
 pub mod store;
 pub mod upload;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,13 +39,20 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::app::App;
+use crate::commit::Committer;
 use crate::config::Settings;
+use crate::hub::{CloseReason, Hub};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
-use crate::store::{Store, StoreError};
+use crate::store::{now_ms, Store, StoreError};
 use crate::upload::Uploads;
+
+/// Sends that may wait for the writer before senders feel backpressure.
+const COMMIT_QUEUE: usize = 4096;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +63,8 @@ pub enum StartError {
     Uploads(#[from] std::io::Error),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -57,37 +76,62 @@ pub enum StartError {
 pub struct Server {
     addr: SocketAddr,
     app: Arc<App>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    stop_http: Option<oneshot::Sender<()>>,
+    http: JoinHandle<()>,
+    writer: JoinHandle<()>,
+    stop_writer: CancellationToken,
 }
 
 impl Server {
-    /// Opens storage (running migrations), binds the listener and starts serving.
+    /// Opens storage (running migrations), connects presence, starts the writer and the
+    /// heartbeat sweep, binds the listener and starts serving.
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
         let store = Store::open(&settings.database).await?;
         let uploads = Uploads::new(&settings.uploads.dir, settings.uploads.max_bytes)?;
+        let node_name = if settings.cluster.node_id.is_empty() {
+            uuid::Uuid::new_v4().simple().to_string()
+        } else {
+            settings.cluster.node_id.clone()
+        };
+        let presence = if settings.redis.url.is_empty() {
+            Presence::memory()
+        } else {
+            let ttl_ms = (settings.chat.heartbeat_timeout_secs.max(1) * 1000) as i64;
+            Presence::redis(&settings.redis.url, node_name, ttl_ms).await?
+        };
+        let (committer, submissions) = Committer::channel(COMMIT_QUEUE);
         let app = Arc::new(App {
             store,
             uploads,
-            presence: Presence::default(),
+            presence,
             metrics: Metrics::new()?,
+            hub: Hub::default(),
+            committer,
+            stopping: CancellationToken::new(),
+            connections: TaskTracker::new(),
             settings,
         });
+        let stop_writer = CancellationToken::new();
+        let writer = Committer::spawn(app.clone(), submissions, stop_writer.clone());
+        tokio::spawn(sweep(app.clone()));
+
         let routes = http::routes(app.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
+        let (stop_http, stopped) = oneshot::channel::<()>();
         let addr = app.settings.server.addr;
         let (addr, serving) = warp::serve(routes)
             .try_bind_with_graceful_shutdown(addr, async {
                 let _ = stopped.await;
             })
             .map_err(|source| StartError::Bind { addr, source })?;
-        let task = tokio::spawn(serving);
+        let http = tokio::spawn(serving);
         tracing::info!(%addr, "serving");
         Ok(Self {
             addr,
             app,
-            stop: Some(stop),
-            task,
+            stop_http: Some(stop_http),
+            http,
+            writer,
+            stop_writer,
         })
     }
 
@@ -96,17 +140,46 @@ impl Server {
         self.addr
     }
 
-    /// Stops accepting, lets requests in flight finish (up to the configured grace), and
-    /// closes the database pool.
+    /// Graceful stop: refuse new connections and frames, store every send already accepted
+    /// (and ack it), flush each connection's queue, close sockets with a close frame, then
+    /// close the database pool. Bounded by `server.shutdown_grace_secs`.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
+        let grace = Duration::from_secs(self.app.settings.server.shutdown_grace_secs);
+        if let Some(stop) = self.stop_http.take() {
             let _ = stop.send(());
         }
-        let grace = Duration::from_secs(self.app.settings.server.shutdown_grace_secs);
-        if tokio::time::timeout(grace, &mut self.task).await.is_err() {
-            tracing::warn!("connections still open after the grace period; closing");
-            self.task.abort();
+        self.app.stopping.cancel();
+        self.stop_writer.cancel();
+        if tokio::time::timeout(grace, &mut self.writer).await.is_err() {
+            tracing::warn!("writer still busy after the grace period");
+        }
+        for node in self.app.hub.all() {
+            node.close(CloseReason::SHUTDOWN);
+        }
+        self.app.connections.close();
+        if tokio::time::timeout(grace, self.app.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the grace period");
+        }
+        if tokio::time::timeout(grace, &mut self.http).await.is_err() {
+            self.http.abort();
         }
         self.app.store.clone().close().await;
+    }
+}
+
+/// Closes connections that have been silent longer than the heartbeat timeout.
+async fn sweep(app: Arc<App>) {
+    let timeout_ms = (app.settings.chat.heartbeat_timeout_secs.max(1) * 1000) as i64;
+    let every = Duration::from_millis((timeout_ms as u64 / 4).clamp(100, 5_000));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = app.stopping.cancelled() => return,
+        }
+        app.hub.sweep(now_ms() - timeout_ms);
     }
 }

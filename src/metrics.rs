@@ -2,7 +2,8 @@
 //! never by the raw path, so a scan of random URLs cannot grow the label set.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// The node's metric families, registered once at start.
@@ -13,6 +14,10 @@ pub struct Metrics {
     http_duration: HistogramVec,
     /// Websocket connections open on this node.
     pub ws_connections: IntGauge,
+    /// Messages stored by this node (retries not counted).
+    pub messages_stored: IntCounter,
+    /// Connections closed because their queue was full.
+    pub slow_closed: IntCounter,
 }
 
 /// Route templates, matched segment by segment; `{…}` matches any one segment.
@@ -65,7 +70,10 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
-            Opts::new("chorus_http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "chorus_http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["route", "method", "status"],
         )?;
         let http_duration = HistogramVec::new(
@@ -78,8 +86,20 @@ impl Metrics {
             ]),
             &["route", "method"],
         )?;
-        let ws_connections =
-            IntGauge::new("chorus_ws_connections", "Websocket connections open on this node")?;
+        let ws_connections = IntGauge::new(
+            "chorus_ws_connections",
+            "Websocket connections open on this node",
+        )?;
+        let messages_stored = IntCounter::new(
+            "chorus_messages_stored_total",
+            "Messages stored by this node",
+        )?;
+        let slow_closed = IntCounter::new(
+            "chorus_ws_slow_closed_total",
+            "Websocket connections closed because their outgoing queue was full",
+        )?;
+        registry.register(Box::new(messages_stored.clone()))?;
+        registry.register(Box::new(slow_closed.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(ws_connections.clone()))?;
@@ -88,6 +108,8 @@ impl Metrics {
             http_requests,
             http_duration,
             ws_connections,
+            messages_stored,
+            slow_closed,
         })
     }
 

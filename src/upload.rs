@@ -196,10 +196,22 @@ mod tests {
             ImageType::sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
             Some(ImageType::Png)
         );
-        assert_eq!(ImageType::sniff(b"\xff\xd8\xff\xe0\0\x10JFIF\0"), Some(ImageType::Jpeg));
-        assert_eq!(ImageType::sniff(b"GIF89a\x01\0\x01\0\0\0"), Some(ImageType::Gif));
-        assert_eq!(ImageType::sniff(b"RIFF\x24\0\0\0WEBPVP8 "), Some(ImageType::Webp));
-        assert_eq!(ImageType::sniff(b"<svg xmlns='http://www.w3.org/2000/svg'>"), None);
+        assert_eq!(
+            ImageType::sniff(b"\xff\xd8\xff\xe0\0\x10JFIF\0"),
+            Some(ImageType::Jpeg)
+        );
+        assert_eq!(
+            ImageType::sniff(b"GIF89a\x01\0\x01\0\0\0"),
+            Some(ImageType::Gif)
+        );
+        assert_eq!(
+            ImageType::sniff(b"RIFF\x24\0\0\0WEBPVP8 "),
+            Some(ImageType::Webp)
+        );
+        assert_eq!(
+            ImageType::sniff(b"<svg xmlns='http://www.w3.org/2000/svg'>"),
+            None
+        );
         assert_eq!(ImageType::sniff(b"<html><script>"), None);
         assert_eq!(ImageType::sniff(b"RIFF\x24\0\0\0WAVEfmt "), None);
     }

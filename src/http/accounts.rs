@@ -14,6 +14,7 @@ use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
 use crate::auth::{hash_password, new_token, verify_password};
 use crate::error::ApiError;
+use crate::hub::CloseReason;
 use crate::ids::UserId;
 use crate::store::{now_ms, NewUser, UserChanges};
 
@@ -146,7 +147,9 @@ pub struct SearchQuery {
 pub(super) fn valid_name(name: &str, max: usize, what: &str) -> Result<String, ApiError> {
     let chars = name.chars().count();
     if chars == 0 || chars > max {
-        return Err(ApiError::Invalid(format!("{what} must be 1-{max} characters")));
+        return Err(ApiError::Invalid(format!(
+            "{what} must be 1-{max} characters"
+        )));
     }
     if name.trim() != name || name.chars().any(char::is_control) {
         return Err(ApiError::Invalid(format!(
@@ -251,8 +254,8 @@ async fn login(app: Arc<App>, req: LoginRequest) -> ApiResult {
     }
     let user = user.ok_or(ApiError::InvalidCredentials)?;
     let (token, hash) = new_token();
-    let ttl_ms = i64::try_from(app.settings.auth.token_ttl_secs.saturating_mul(1000))
-        .unwrap_or(i64::MAX);
+    let ttl_ms =
+        i64::try_from(app.settings.auth.token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let expires_at = now_ms().saturating_add(ttl_ms);
     app.store
         .create_session(UserId(user.id), hash, expires_at)
@@ -272,6 +275,8 @@ async fn login(app: Arc<App>, req: LoginRequest) -> ApiResult {
     responses((status = 204), (status = 401, body = crate::error::ErrorBody)))]
 async fn logout(app: Arc<App>, caller: Caller) -> ApiResult {
     app.store.delete_session(&caller.token_hash).await?;
+    app.hub
+        .close_session(&caller.token_hash, CloseReason::REVOKED);
     Ok(no_content())
 }
 
@@ -294,10 +299,7 @@ async fn update_me(app: Arc<App>, caller: Caller, req: ProfileUpdate) -> ApiResu
             .transpose()?,
         email: req.email.map(valid_email).transpose()?,
         phone: req.phone.map(valid_phone).transpose()?,
-        avatar: req
-            .avatar
-            .map(|a| valid_upload_url(&app, a))
-            .transpose()?,
+        avatar: req.avatar.map(|a| valid_upload_url(&app, a)).transpose()?,
         password_hash: None,
     };
     if let Some(password) = req.password {
@@ -328,6 +330,7 @@ async fn update_me(app: Arc<App>, caller: Caller, req: ProfileUpdate) -> ApiResu
     responses((status = 204), (status = 401, body = crate::error::ErrorBody)))]
 async fn delete_me(app: Arc<App>, caller: Caller) -> ApiResult {
     app.store.delete_user(caller.user).await?;
+    app.hub.close_user(caller.user, CloseReason::REVOKED);
     tracing::info!(user = caller.user.0, "account deleted");
     Ok(no_content())
 }

@@ -85,7 +85,9 @@ async fn upload(
         tracing::info!(user = caller.user.0, file = %stored.file_name, size = stored.size, "uploaded");
         return Ok(json(StatusCode::CREATED, &AttachmentView::from(record)));
     }
-    Err(ApiError::Invalid("multipart field `file` is required".into()))
+    Err(ApiError::Invalid(
+        "multipart field `file` is required".into(),
+    ))
 }
 
 #[utoipa::path(get, path = "/uploads/{file}", tag = "attachments",
@@ -93,13 +95,21 @@ async fn upload(
     responses((status = 200, description = "the image", content_type = "image/*"),
               (status = 404, body = crate::error::ErrorBody)))]
 async fn serve(file: String, app: Arc<App>) -> ApiResult {
-    let (path, image_type) = app.uploads.resolve(&file).ok_or(ApiError::NotFound("file"))?;
+    let (path, image_type) = app
+        .uploads
+        .resolve(&file)
+        .ok_or(ApiError::NotFound("file"))?;
     let bytes = match tokio::fs::read(&path).await {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::NotFound("file"))
         }
-        Err(e) => return Err(ApiError::Internal(format!("reading {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(ApiError::Internal(format!(
+                "reading {}: {e}",
+                path.display()
+            )))
+        }
     };
     HttpResponse::builder()
         .header(header::CONTENT_TYPE, image_type.content_type())

@@ -150,7 +150,10 @@ async fn search(app: Arc<App>, _caller: Caller, query: SearchQuery) -> ApiResult
     responses((status = 201, body = CommunityView), (status = 404, body = crate::error::ErrorBody),
               (status = 409, body = crate::error::ErrorBody)))]
 async fn join(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
-    let community = app.store.join_community(CommunityId(id), caller.user).await?;
+    let community = app
+        .store
+        .join_community(CommunityId(id), caller.user)
+        .await?;
     Ok(json(StatusCode::CREATED, &view(&app, community).await?))
 }
 

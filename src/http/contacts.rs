@@ -71,6 +71,8 @@ async fn add(app: Arc<App>, caller: Caller, req: AddContact) -> ApiResult {
     params(("user_id" = i64, Path, description = "the contact to remove")),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
 async fn remove(user_id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
-    app.store.remove_contact(caller.user, UserId(user_id)).await?;
+    app.store
+        .remove_contact(caller.user, UserId(user_id))
+        .await?;
     Ok(no_content())
 }

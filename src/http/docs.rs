@@ -12,7 +12,7 @@ use warp::path::{FullPath, Tail};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{accounts, attachments, communities, contacts, ops, views};
+use super::{accounts, attachments, communities, contacts, conversations, ops, system, views};
 use crate::error::{ErrorBody, ErrorDetail};
 
 /// Where the document is served.
@@ -43,6 +43,8 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
         communities::join,
         communities::leave,
         communities::members,
+        conversations::history,
+        system::send,
         attachments::upload,
         attachments::serve,
         ops::healthz,
@@ -61,6 +63,8 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
         accounts::ProfileUpdate,
         contacts::AddContact,
         communities::CreateCommunity,
+        system::SystemMessage,
+        system::SystemMessageStored,
         ops::Health,
         ops::Readiness,
     )),
@@ -69,6 +73,7 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
         (name = "accounts", description = "Users and sessions"),
         (name = "contacts", description = "Friends (mutual)"),
         (name = "communities", description = "Groups"),
+        (name = "messages", description = "History and system messages (live traffic is on the /chat websocket)"),
         (name = "attachments", description = "Image uploads"),
         (name = "ops", description = "Health and metrics"),
     )

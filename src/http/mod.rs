@@ -9,9 +9,11 @@ mod accounts;
 mod attachments;
 mod communities;
 mod contacts;
+mod conversations;
 pub mod docs;
 mod ops;
 mod page;
+mod system;
 mod views;
 
 use std::convert::Infallible;
@@ -44,6 +46,12 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .or(communities::routes(&app))
         .unify()
         .or(attachments::routes(&app))
+        .unify()
+        .or(conversations::routes(&app))
+        .unify()
+        .or(system::routes(&app))
+        .unify()
+        .or(crate::ws::routes(&app))
         .unify()
         .or(ops::routes(&app))
         .unify()

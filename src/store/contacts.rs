@@ -44,11 +44,12 @@ impl Store {
         let tx = self.conn().begin().await?;
         let removed = contact::Entity::delete_many()
             .filter(
-                (contact::Column::OwnerId.eq(a.0).and(contact::Column::ContactId.eq(b.0))).or(
-                    contact::Column::OwnerId
-                        .eq(b.0)
-                        .and(contact::Column::ContactId.eq(a.0)),
-                ),
+                (contact::Column::OwnerId
+                    .eq(a.0)
+                    .and(contact::Column::ContactId.eq(b.0)))
+                .or(contact::Column::OwnerId
+                    .eq(b.0)
+                    .and(contact::Column::ContactId.eq(a.0))),
             )
             .exec(&tx)
             .await?;

@@ -7,6 +7,7 @@ pub mod entity;
 mod attachments;
 mod communities;
 mod contacts;
+mod messages;
 mod sessions;
 mod users;
 
@@ -25,6 +26,7 @@ pub use communities::NewCommunity;
 pub use entity::attachment::Model as Attachment;
 pub use entity::community::Model as Community;
 pub use entity::user::Model as User;
+pub use messages::{Appended, NewMessage, StoredMessage};
 pub use users::{NewUser, UserChanges};
 
 /// What a store call can fail with; everything but `Db` is the caller's to show the user.
@@ -72,10 +74,12 @@ impl Store {
     pub async fn open(settings: &DatabaseSettings) -> Result<Self, StoreError> {
         let url = settings.url.as_str();
         if let Some(path) = sqlite_path(url) {
-            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    DbErr::Custom(format!("cannot create {}: {e}", dir.display()))
-                })?;
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
             }
         }
         let busy = Duration::from_millis(settings.busy_timeout_ms);

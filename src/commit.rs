@@ -1,0 +1,317 @@
+//! Group commit: the one place a node writes messages.
+//!
+//! Dispatch hands accepted sends to a single task through a bounded channel. The task takes
+//! whatever is waiting (up to [`MAX_BATCH`]), checks recipients and membership for the whole
+//! batch at once, stores the batch in one transaction, and only then, in seq order, acks each
+//! sender and queues the message for the recipients' Nodes. Store before ack; ack before
+//! delivery; one writer per node, so local delivery order is seq order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::frame::{Media, ServerFrame};
+use crate::hub::{Node, Outgoing};
+use crate::ids::{CommunityId, ConversationId, UserId};
+use crate::store::{NewMessage, StoredMessage};
+
+/// Most sends stored in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+/// Where a send goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    User(UserId),
+    Community(CommunityId),
+    /// A system notice to a user (admin API).
+    System(UserId),
+}
+
+/// Why a send was refused; becomes an `error` frame (or an HTTP error for the admin API).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("no such user {0}")]
+    UnknownUser(UserId),
+    #[error("you are not in community {0}")]
+    NotAMember(CommunityId),
+    #[error("the message could not be stored; send it again with the same id")]
+    Unavailable,
+}
+
+impl SendError {
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownUser(_) => "unknown_user",
+            Self::NotAMember(_) => "not_a_member",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Who hears the outcome of a send.
+pub enum Origin {
+    /// A websocket client: it gets an `ack` or an `error` frame.
+    Node(Arc<Node>),
+    /// An HTTP handler waiting for the stored message.
+    Caller(oneshot::Sender<Result<StoredMessage, SendError>>),
+}
+
+/// One accepted send, waiting to be stored.
+pub struct Submission {
+    pub origin: Origin,
+    pub sender: Option<UserId>,
+    pub client_id: Option<String>,
+    pub target: Target,
+    pub media: Media,
+    pub content: String,
+}
+
+impl Submission {
+    fn conversation(&self) -> ConversationId {
+        match (self.target, self.sender) {
+            (Target::User(to), Some(from)) => ConversationId::private(from, to),
+            (Target::User(to), None) | (Target::System(to), _) => ConversationId::System(to),
+            (Target::Community(c), _) => ConversationId::Group(c),
+        }
+    }
+}
+
+/// The sending half, held by dispatch and the admin API.
+#[derive(Clone)]
+pub struct Committer {
+    tx: mpsc::Sender<Submission>,
+}
+
+impl Committer {
+    /// Starts the writer task; it stops after draining once `stop` is cancelled.
+    pub fn spawn(
+        app: Arc<App>,
+        rx: mpsc::Receiver<Submission>,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(run(app, rx, stop))
+    }
+
+    /// A committer and the receiver its task will drain.
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<Submission>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (Self { tx }, rx)
+    }
+
+    /// Queues a send, waiting for room (backpressure lands on the sending client only).
+    pub async fn submit(&self, submission: Submission) -> Result<(), SendError> {
+        self.tx
+            .send(submission)
+            .await
+            .map_err(|_| SendError::Unavailable)
+    }
+}
+
+async fn run(app: Arc<App>, mut rx: mpsc::Receiver<Submission>, stop: CancellationToken) {
+    let mut known = HashSet::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            got = rx.recv() => got,
+            _ = stop.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(s) => batch.push(s),
+                Err(_) => break,
+            }
+        }
+        commit(&app, &mut known, batch).await;
+    }
+    // Shutdown: store what was already accepted, so nothing a client handed over is dropped
+    // silently (those clients may be gone; they find the messages on reconnect).
+    rx.close();
+    let mut rest = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        rest.push(s);
+    }
+    while !rest.is_empty() {
+        let batch: Vec<Submission> = rest.drain(..rest.len().min(MAX_BATCH)).collect();
+        commit(&app, &mut known, batch).await;
+    }
+}
+
+/// Checks, stores, acks and fans out one batch.
+async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submission>) {
+    let members = match resolve(app, &batch).await {
+        Ok(m) => m,
+        Err(err) => {
+            tracing::error!(%err, "resolving recipients");
+            for s in batch {
+                reply(s.origin, s.client_id, Err(SendError::Unavailable));
+            }
+            return;
+        }
+    };
+    let mut accepted = Vec::with_capacity(batch.len());
+    for s in batch {
+        match check(&s, &members) {
+            Ok(()) => accepted.push(s),
+            Err(e) => reply(s.origin, s.client_id, Err(e)),
+        }
+    }
+    if accepted.is_empty() {
+        return;
+    }
+    for s in &accepted {
+        let conversation = s.conversation();
+        if !known.contains(&conversation) {
+            if let Err(err) = app.store.ensure_conversation(conversation).await {
+                tracing::error!(%err, %conversation, "creating conversation");
+            } else {
+                known.insert(conversation);
+            }
+        }
+    }
+    let new: Vec<NewMessage> = accepted
+        .iter()
+        .map(|s| NewMessage {
+            conversation: s.conversation(),
+            sender: s.sender,
+            media: s.media,
+            content: s.content.clone(),
+            client_id: s.client_id.clone(),
+        })
+        .collect();
+    let stored = match app.store.append_batch(&new).await {
+        Ok(stored) => stored,
+        Err(err) => {
+            tracing::error!(%err, batch = new.len(), "storing a batch");
+            for s in accepted {
+                reply(s.origin, s.client_id, Err(SendError::Unavailable));
+            }
+            return;
+        }
+    };
+    app.metrics
+        .messages_stored
+        .inc_by(stored.iter().filter(|a| !a.duplicate).count() as u64);
+    for (s, appended) in accepted.into_iter().zip(stored) {
+        let message = appended.message;
+        let origin_node = match &s.origin {
+            Origin::Node(node) => Some(node.id),
+            Origin::Caller(_) => None,
+        };
+        reply(s.origin, s.client_id, Ok(message.clone()));
+        if appended.duplicate {
+            // Recipients had it the first time (or will, from storage): a retry only re-acks.
+            continue;
+        }
+        let recipients: Vec<UserId> = match s.target {
+            Target::User(to) => s.sender.into_iter().chain([to]).collect(),
+            Target::System(to) => vec![to],
+            Target::Community(c) => members.get(&c).cloned().unwrap_or_default(),
+        };
+        app.deliver_local(&message, &recipients, origin_node);
+    }
+}
+
+/// Everything the batch needs to know about recipients, in one query per kind:
+/// which private recipients exist, and the members of each community.
+async fn resolve(app: &App, batch: &[Submission]) -> Result<Members, crate::store::StoreError> {
+    let users: Vec<UserId> = batch
+        .iter()
+        .filter_map(|s| match s.target {
+            Target::User(u) | Target::System(u) => Some(u),
+            Target::Community(_) => None,
+        })
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let existing: HashSet<UserId> = app
+        .store
+        .users(&users)
+        .await?
+        .into_iter()
+        .map(|u| UserId(u.id))
+        .collect();
+    let mut communities = HashMap::new();
+    for c in batch.iter().filter_map(|s| match s.target {
+        Target::Community(c) => Some(c),
+        _ => None,
+    }) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = communities.entry(c) {
+            slot.insert(app.store.member_ids(c).await?);
+        }
+    }
+    Ok(Members {
+        existing,
+        communities,
+    })
+}
+
+/// Recipients known for a batch.
+struct Members {
+    existing: HashSet<UserId>,
+    communities: HashMap<CommunityId, Vec<UserId>>,
+}
+
+impl Members {
+    fn get(&self, c: &CommunityId) -> Option<&Vec<UserId>> {
+        self.communities.get(c)
+    }
+}
+
+fn check(s: &Submission, members: &Members) -> Result<(), SendError> {
+    match s.target {
+        Target::User(u) | Target::System(u) if !members.existing.contains(&u) => {
+            Err(SendError::UnknownUser(u))
+        }
+        Target::Community(c) => {
+            let list = members.get(&c).map(Vec::as_slice).unwrap_or_default();
+            // An unknown community has no members, so it answers the same: not yours.
+            if s.sender.is_some_and(|me| list.contains(&me)) {
+                Ok(())
+            } else {
+                Err(SendError::NotAMember(c))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn reply(origin: Origin, client_id: Option<String>, result: Result<StoredMessage, SendError>) {
+    match origin {
+        Origin::Node(node) => {
+            let out = match result {
+                Ok(m) => Outgoing::Ack {
+                    conversation: m.conversation,
+                    seq: m.seq,
+                    text: ServerFrame::Ack {
+                        id: client_id,
+                        msg_id: m.id,
+                        conversation: m.conversation,
+                        seq: m.seq,
+                        ts: m.created_at,
+                    }
+                    .to_text()
+                    .into(),
+                },
+                Err(e) => Outgoing::Frame(
+                    ServerFrame::Error {
+                        id: client_id,
+                        code: e.code(),
+                        message: e.to_string(),
+                    }
+                    .to_text()
+                    .into(),
+                ),
+            };
+            node.push(out);
+        }
+        Origin::Caller(tx) => {
+            let _ = tx.send(result);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! History: `GET /api/conversations/{conversation}/messages`, paged by seq, participants only.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::{authed, json, with_app, ApiResult, Caller};
+use crate::app::App;
+use crate::dispatch::participates;
+use crate::error::ApiError;
+use crate::frame::ServerFrame;
+use crate::ids::{ConversationId, Seq};
+
+/// Page size when none is asked for, and the most one page may hold.
+const DEFAULT_LIMIT: u64 = 50;
+const MAX_LIMIT: u64 = 200;
+
+pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "conversations" / String / "messages")
+        .and(warp::get())
+        .and(with_app(app))
+        .and(authed(app))
+        .and(warp::query::<HistoryQuery>())
+        .then(history)
+        .map(|r: ApiResult| warp::Reply::into_response(r))
+        .boxed()
+}
+
+/// Paging: `after` gives the page just after a seq (reading forward), `before` the page just
+/// before one (scrolling back); neither gives the latest page.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct HistoryQuery {
+    /// Only messages with a smaller seq.
+    pub before: Option<i64>,
+    /// Only messages with a larger seq.
+    pub after: Option<i64>,
+    /// Page size, 1-200 (default 50).
+    pub limit: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/api/conversations/{conversation}/messages", tag = "messages",
+    security(("bearer" = [])),
+    params(("conversation" = String, Path, description = "`p:{low}:{high}`, `g:{community}` or `s:{user}`"), HistoryQuery),
+    responses(
+        (status = 200, description = "Messages oldest first, each shaped like the websocket `message` (or `system`) frame", body = Vec<serde_json::Value>),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)))]
+async fn history(
+    conversation: String,
+    app: Arc<App>,
+    caller: Caller,
+    query: HistoryQuery,
+) -> ApiResult {
+    let conversation: ConversationId = conversation
+        .parse()
+        .map_err(|_| ApiError::NotFound("conversation"))?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::Invalid(format!("limit must be 1-{MAX_LIMIT}")));
+    }
+    if !participates(&app, caller.user, conversation).await? {
+        return Err(ApiError::Forbidden("you are not in this conversation"));
+    }
+    let before = Seq(query.before.unwrap_or(i64::MAX));
+    let messages = match query.after {
+        Some(after) => app
+            .store
+            .messages_after(conversation, Seq(after), limit)
+            .await?
+            .into_iter()
+            .filter(|m| m.seq < before)
+            .collect(),
+        None => {
+            app.store
+                .messages_before(conversation, before, limit)
+                .await?
+        }
+    };
+    let frames: Vec<ServerFrame> = messages.iter().map(ServerFrame::stored).collect();
+    Ok(json(StatusCode::OK, &frames))
+}

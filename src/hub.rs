@@ -1,0 +1,269 @@
+//! The hub: every live websocket connection (a [`Node`]) on this server, by user.
+//!
+//! Delivery never waits on a client: frames go into each Node's bounded queue with `try_send`;
+//! a Node whose queue is full is closed (it catches up from storage when it reconnects), so one
+//! slow reader cannot hold up dispatch for anyone else.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::ids::{ConversationId, Seq, UserId};
+use crate::store::now_ms;
+
+/// A connection's id, unique on this server for its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u64);
+
+/// What goes into a Node's queue. Messages and acks carry their place in the conversation so
+/// the Node's `send_proc` can keep order and drop repeats.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// Any frame that needs no ordering (presence, typing, read, error, heartbeat).
+    Frame(Arc<str>),
+    /// The bare text `heartbeat`, answering the bare text frame.
+    BareHeartbeat,
+    /// A stored message (or system notice) for this user.
+    Message {
+        conversation: ConversationId,
+        seq: Seq,
+        text: Arc<str>,
+    },
+    /// The ack for this Node's own send; it counts as delivered for ordering.
+    Ack {
+        conversation: ConversationId,
+        seq: Seq,
+        text: Arc<str>,
+    },
+    /// The client asked for everything after `after` in a conversation.
+    Sync {
+        conversation: ConversationId,
+        after: Seq,
+    },
+}
+
+/// Why a Node was closed: a websocket close code and reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl CloseReason {
+    pub const NORMAL: Self = Self {
+        code: 1000,
+        reason: "bye",
+    };
+    pub const SLOW: Self = Self {
+        code: 1008,
+        reason: "too slow: outgoing queue full",
+    };
+    pub const IDLE: Self = Self {
+        code: 4408,
+        reason: "heartbeat timeout",
+    };
+    pub const SHUTDOWN: Self = Self {
+        code: 1001,
+        reason: "server shutting down",
+    };
+    pub const REVOKED: Self = Self {
+        code: 4401,
+        reason: "session ended",
+    };
+}
+
+/// One websocket connection: GinChat's `Node`, with a bounded queue instead of an unbounded one.
+#[derive(Debug)]
+pub struct Node {
+    pub id: NodeId,
+    pub user: UserId,
+    pub peer: Option<SocketAddr>,
+    /// The hash of the token the connection was opened with (log-out closes it).
+    pub token_hash: String,
+    /// Epoch ms of the upgrade.
+    pub login_at: i64,
+    last_seen: AtomicI64,
+    queue: mpsc::Sender<Outgoing>,
+    closed: CancellationToken,
+    close_reason: Mutex<Option<CloseReason>>,
+}
+
+impl Node {
+    /// A Node and the receiving end of its queue (for its `send_proc`).
+    pub fn new(
+        id: NodeId,
+        user: UserId,
+        peer: Option<SocketAddr>,
+        token_hash: String,
+        queue_len: usize,
+    ) -> (Arc<Self>, mpsc::Receiver<Outgoing>) {
+        let (queue, rx) = mpsc::channel(queue_len.max(1));
+        let now = now_ms();
+        let node = Arc::new(Self {
+            id,
+            user,
+            peer,
+            token_hash,
+            login_at: now,
+            last_seen: AtomicI64::new(now),
+            queue,
+            closed: CancellationToken::new(),
+            close_reason: Mutex::new(None),
+        });
+        (node, rx)
+    }
+
+    /// Records that the client said something (any frame counts as a heartbeat).
+    pub fn touch(&self) {
+        self.last_seen.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Epoch ms of the last frame from the client.
+    pub fn last_seen(&self) -> i64 {
+        self.last_seen.load(Ordering::Relaxed)
+    }
+
+    /// Queues a frame without waiting; a full queue closes the Node. Returns whether it was queued.
+    pub fn push(&self, out: Outgoing) -> bool {
+        match self.queue.try_send(out) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(
+                    node = self.id.0,
+                    user = self.user.0,
+                    "queue full: closing slow client"
+                );
+                self.close(CloseReason::SLOW);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Asks the Node's tasks to stop; the first reason given wins.
+    pub fn close(&self, reason: CloseReason) {
+        if let Ok(mut slot) = self.close_reason.lock() {
+            slot.get_or_insert(reason);
+        }
+        self.closed.cancel();
+    }
+
+    /// Resolves when the Node is asked to close.
+    pub async fn closing(&self) {
+        self.closed.cancelled().await
+    }
+
+    /// Whether the Node has been asked to close.
+    pub fn is_closing(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// The reason given to [`Node::close`], if any.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason.lock().ok().and_then(|r| *r)
+    }
+}
+
+/// The Nodes of this server, by user.
+#[derive(Default)]
+pub struct Hub {
+    nodes: RwLock<HashMap<UserId, Vec<Arc<Node>>>>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    /// A fresh connection id.
+    pub fn next_id(&self) -> NodeId {
+        NodeId(self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// Adds a Node; true when it is the user's first on this server.
+    pub fn register(&self, node: Arc<Node>) -> bool {
+        let mut map = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+        let list = map.entry(node.user).or_default();
+        list.push(node);
+        list.len() == 1
+    }
+
+    /// Removes a Node by id (never another connection of the same user); true when it was
+    /// the user's last on this server.
+    pub fn unregister(&self, node: &Node) -> bool {
+        let mut map = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = map.get_mut(&node.user) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|n| n.id != node.id);
+        let removed = list.len() < before;
+        if list.is_empty() {
+            map.remove(&node.user);
+            return removed;
+        }
+        false
+    }
+
+    /// Queues `out` on every Node of `user` but `except`.
+    pub fn send_to_user(&self, user: UserId, out: &Outgoing, except: Option<NodeId>) {
+        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = map.get(&user) {
+            for node in list.iter().filter(|n| Some(n.id) != except) {
+                node.push(out.clone());
+            }
+        }
+    }
+
+    /// Whether `user` has a Node here.
+    pub fn has_user(&self, user: UserId) -> bool {
+        self.nodes
+            .read()
+            .map(|m| m.contains_key(&user))
+            .unwrap_or(false)
+    }
+
+    /// Every Node (for the heartbeat sweep and shutdown).
+    pub fn all(&self) -> Vec<Arc<Node>> {
+        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        map.values().flatten().cloned().collect()
+    }
+
+    /// Closes every Node opened with this token (log-out, account deletion).
+    pub fn close_session(&self, token_hash: &str, reason: CloseReason) {
+        for node in self
+            .all()
+            .into_iter()
+            .filter(|n| n.token_hash == token_hash)
+        {
+            node.close(reason);
+        }
+    }
+
+    /// Closes every Node of a user.
+    pub fn close_user(&self, user: UserId, reason: CloseReason) {
+        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        for node in map.get(&user).into_iter().flatten() {
+            node.close(reason);
+        }
+    }
+
+    /// Closes Nodes silent since before `deadline` (epoch ms). Returns how many.
+    pub fn sweep(&self, deadline: i64) -> usize {
+        let stale: Vec<Arc<Node>> = self
+            .all()
+            .into_iter()
+            .filter(|n| n.last_seen() < deadline && !n.is_closing())
+            .collect();
+        for node in &stale {
+            tracing::info!(
+                node = node.id.0,
+                user = node.user.0,
+                "heartbeat timeout: closing"
+            );
+            node.close(CloseReason::IDLE);
+        }
+        stale.len()
+    }
+}

@@ -1,0 +1,439 @@
+//! Messages and read cursors.
+//!
+//! [`Store::append_batch`] is the write path of every message: one transaction for a whole
+//! batch (group commit), where each conversation's `last_seq` is bumped once by the number of
+//! new messages and the rows are inserted together. The bump takes the conversation row's write
+//! lock, so writers on several nodes sharing the database still get gapless, strictly increasing
+//! seqs; a rolled-back batch gives its numbers back.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::entity::{conversation, message, read_cursor};
+use super::{now_ms, Store, StoreError};
+use crate::frame::Media;
+use crate::ids::{CommunityId, ConversationId, Seq, UserId};
+
+/// A stored message, as every layer above storage sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: String,
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    /// `None` for system messages.
+    pub sender: Option<UserId>,
+    pub media: Media,
+    pub content: String,
+    pub client_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// A message to store; the store gives it an id and a seq.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub conversation: ConversationId,
+    pub sender: Option<UserId>,
+    pub media: Media,
+    pub content: String,
+    /// The client's id for the send, which makes a retry return the first result.
+    pub client_id: Option<String>,
+}
+
+/// The outcome of one appended message.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub message: StoredMessage,
+    /// True when this was a retry of an already stored send: nothing new was written.
+    pub duplicate: bool,
+}
+
+fn corrupt(detail: String) -> StoreError {
+    StoreError::Db(DbErr::Custom(detail))
+}
+
+impl TryFrom<message::Model> for StoredMessage {
+    type Error = StoreError;
+
+    fn try_from(row: message::Model) -> Result<Self, StoreError> {
+        Ok(Self {
+            conversation: row
+                .conversation_id
+                .parse()
+                .map_err(|e| corrupt(format!("message {}: {e}", row.id)))?,
+            id: row.id,
+            seq: Seq(row.seq),
+            sender: row.sender_id.map(UserId),
+            media: Media::from_stored(&row.media),
+            content: row.content,
+            client_id: row.client_id,
+            created_at: row.created_at,
+        })
+    }
+}
+
+fn to_messages(rows: Vec<message::Model>) -> Result<Vec<StoredMessage>, StoreError> {
+    rows.into_iter().map(StoredMessage::try_from).collect()
+}
+
+impl Store {
+    /// Creates the conversation row if it is missing (safe to race with other nodes).
+    pub async fn ensure_conversation(&self, id: ConversationId) -> Result<(), StoreError> {
+        let (user_low, user_high, community) = match id {
+            ConversationId::Private(a, b) => (Some(a.0), Some(b.0), None),
+            ConversationId::System(u) => (Some(u.0), Some(u.0), None),
+            ConversationId::Group(c) => (None, None, Some(c.0)),
+        };
+        let row = conversation::ActiveModel {
+            id: Set(id.to_string()),
+            kind: Set(id.kind().to_owned()),
+            user_low: Set(user_low),
+            user_high: Set(user_high),
+            community_id: Set(community),
+            last_seq: Set(0),
+            created_at: Set(now_ms()),
+        };
+        let result = conversation::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(conversation::Column::Id)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(self.conn())
+            .await;
+        match result {
+            Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores a batch in one transaction and returns one outcome per input, in input order.
+    /// Conversation rows must exist ([`Store::ensure_conversation`]).
+    pub async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+        let earlier = self.find_sent(batch).await?;
+        let now = now_ms();
+        // Decide, before writing, which inputs are new and which repeat an earlier send or an
+        // earlier input of this same batch.
+        enum Plan {
+            Earlier(StoredMessage),
+            New,
+            SameAs(usize),
+        }
+        let mut first_index: HashMap<(UserId, &str), usize> = HashMap::new();
+        let mut plans = Vec::with_capacity(batch.len());
+        let mut per_conversation: Vec<(ConversationId, i64)> = Vec::new();
+        for (i, new) in batch.iter().enumerate() {
+            let key = new.sender.zip(new.client_id.as_deref());
+            if let Some(key) = key {
+                if let Some(found) = earlier.get(&(key.0, key.1.to_owned())) {
+                    plans.push(Plan::Earlier(found.clone()));
+                    continue;
+                }
+                if let Some(&j) = first_index.get(&key) {
+                    plans.push(Plan::SameAs(j));
+                    continue;
+                }
+                first_index.insert(key, i);
+            }
+            match per_conversation
+                .iter_mut()
+                .find(|(c, _)| *c == new.conversation)
+            {
+                Some((_, n)) => *n += 1,
+                None => per_conversation.push((new.conversation, 1)),
+            }
+            plans.push(Plan::New);
+        }
+
+        let mut next_seq: HashMap<ConversationId, i64> = HashMap::new();
+        let mut rows = Vec::new();
+        let mut stored: Vec<Option<StoredMessage>> = vec![None; batch.len()];
+        if !per_conversation.is_empty() {
+            let tx = self.conn().begin().await?;
+            for (conversation, count) in &per_conversation {
+                let last = bump_seq(&tx, *conversation, *count).await?;
+                next_seq.insert(*conversation, last - count + 1);
+            }
+            for (i, (new, plan)) in batch.iter().zip(&plans).enumerate() {
+                if !matches!(plan, Plan::New) {
+                    continue;
+                }
+                let seq = next_seq.entry(new.conversation).or_default();
+                let message = StoredMessage {
+                    id: Uuid::new_v4().to_string(),
+                    conversation: new.conversation,
+                    seq: Seq(*seq),
+                    sender: new.sender,
+                    media: new.media,
+                    content: new.content.clone(),
+                    client_id: new.client_id.clone(),
+                    created_at: now,
+                };
+                *seq += 1;
+                rows.push(message::ActiveModel {
+                    id: Set(message.id.clone()),
+                    conversation_id: Set(message.conversation.to_string()),
+                    seq: Set(message.seq.0),
+                    sender_id: Set(message.sender.map(|u| u.0)),
+                    media: Set(message.media.as_str().to_owned()),
+                    content: Set(message.content.clone()),
+                    client_id: Set(message.client_id.clone()),
+                    created_at: Set(message.created_at),
+                });
+                stored[i] = Some(message);
+            }
+            // Bounded chunks keep each statement under every backend's bind-parameter limit.
+            for chunk in rows.chunks(500) {
+                message::Entity::insert_many(chunk.to_vec())
+                    .exec_without_returning(&tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
+
+        let mut out: Vec<Appended> = Vec::with_capacity(batch.len());
+        for (i, plan) in plans.into_iter().enumerate() {
+            let appended = match plan {
+                Plan::Earlier(message) => Appended {
+                    message,
+                    duplicate: true,
+                },
+                Plan::New => Appended {
+                    message: stored[i]
+                        .take()
+                        .ok_or_else(|| corrupt("planned message not stored".into()))?,
+                    duplicate: false,
+                },
+                Plan::SameAs(j) => Appended {
+                    message: out[j].message.clone(),
+                    duplicate: true,
+                },
+            };
+            out.push(appended);
+        }
+        Ok(out)
+    }
+
+    /// Earlier sends matching the batch's (sender, client id) pairs.
+    async fn find_sent(
+        &self,
+        batch: &[NewMessage],
+    ) -> Result<HashMap<(UserId, String), StoredMessage>, StoreError> {
+        let keys: HashSet<(i64, &str)> = batch
+            .iter()
+            .filter_map(|m| Some((m.sender?.0, m.client_id.as_deref()?)))
+            .collect();
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut condition = Condition::any();
+        for (sender, client_id) in &keys {
+            condition = condition.add(
+                message::Column::SenderId
+                    .eq(*sender)
+                    .and(message::Column::ClientId.eq(*client_id)),
+            );
+        }
+        let rows = message::Entity::find()
+            .filter(condition)
+            .all(self.conn())
+            .await?;
+        let mut found = HashMap::new();
+        for message in to_messages(rows)? {
+            if let (Some(sender), Some(client_id)) = (message.sender, message.client_id.clone()) {
+                found.insert((sender, client_id), message);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Up to `limit` messages of a conversation with seq > `after`, oldest first.
+    pub async fn messages_after(
+        &self,
+        conversation: ConversationId,
+        after: Seq,
+        limit: u64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        to_messages(
+            message::Entity::find()
+                .filter(message::Column::ConversationId.eq(conversation.to_string()))
+                .filter(message::Column::Seq.gt(after.0))
+                .order_by_asc(message::Column::Seq)
+                .limit(limit)
+                .all(self.conn())
+                .await?,
+        )
+    }
+
+    /// The last `limit` messages with seq < `before`, oldest first (for scrolling back).
+    pub async fn messages_before(
+        &self,
+        conversation: ConversationId,
+        before: Seq,
+        limit: u64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut rows = message::Entity::find()
+            .filter(message::Column::ConversationId.eq(conversation.to_string()))
+            .filter(message::Column::Seq.lt(before.0))
+            .order_by_desc(message::Column::Seq)
+            .limit(limit)
+            .all(self.conn())
+            .await?;
+        rows.reverse();
+        to_messages(rows)
+    }
+
+    /// A conversation's latest seq (0 when it has no messages or does not exist).
+    pub async fn last_seq(&self, conversation: ConversationId) -> Result<Seq, StoreError> {
+        Ok(Seq(conversation::Entity::find_by_id(
+            conversation.to_string(),
+        )
+        .select_only()
+        .column(conversation::Column::LastSeq)
+        .into_tuple::<i64>()
+        .one(self.conn())
+        .await?
+        .unwrap_or(0)))
+    }
+
+    /// Every conversation `user` takes part in, with its latest seq: their private pairs,
+    /// their system inbox, and the communities they are in now.
+    pub async fn conversations_of(
+        &self,
+        user: UserId,
+        communities: &[CommunityId],
+    ) -> Result<Vec<(ConversationId, Seq)>, StoreError> {
+        let mut condition = Condition::any()
+            .add(conversation::Column::UserLow.eq(user.0))
+            .add(conversation::Column::UserHigh.eq(user.0));
+        if !communities.is_empty() {
+            condition = condition
+                .add(conversation::Column::CommunityId.is_in(communities.iter().map(|c| c.0)));
+        }
+        let rows: Vec<(String, i64)> = conversation::Entity::find()
+            .select_only()
+            .column(conversation::Column::Id)
+            .column(conversation::Column::LastSeq)
+            .filter(condition)
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        rows.into_iter()
+            .map(|(id, last)| {
+                let id: ConversationId = id.parse().map_err(|e| corrupt(format!("{e}")))?;
+                Ok((id, Seq(last)))
+            })
+            .collect()
+    }
+
+    /// `user`'s read cursors, by conversation.
+    pub async fn read_cursors(
+        &self,
+        user: UserId,
+    ) -> Result<HashMap<ConversationId, Seq>, StoreError> {
+        let rows: Vec<(String, i64)> = read_cursor::Entity::find()
+            .select_only()
+            .column(read_cursor::Column::ConversationId)
+            .column(read_cursor::Column::Seq)
+            .filter(read_cursor::Column::UserId.eq(user.0))
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(c, s)| Some((c.parse().ok()?, Seq(s))))
+            .collect())
+    }
+
+    /// `user`'s read cursor in one conversation (0 when never read).
+    pub async fn read_cursor(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+    ) -> Result<Seq, StoreError> {
+        Ok(Seq(read_cursor::Entity::find_by_id((
+            user.0,
+            conversation.to_string(),
+        ))
+        .select_only()
+        .column(read_cursor::Column::Seq)
+        .into_tuple::<i64>()
+        .one(self.conn())
+        .await?
+        .unwrap_or(0)))
+    }
+
+    /// Moves a read cursor forward to `seq` (never back). Returns whether it moved.
+    pub async fn advance_read_cursor(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<bool, StoreError> {
+        let moved = read_cursor::Entity::update_many()
+            .col_expr(read_cursor::Column::Seq, Expr::value(seq.0))
+            .col_expr(read_cursor::Column::UpdatedAt, Expr::value(now_ms()))
+            .filter(read_cursor::Column::UserId.eq(user.0))
+            .filter(read_cursor::Column::ConversationId.eq(conversation.to_string()))
+            .filter(read_cursor::Column::Seq.lt(seq.0))
+            .exec(self.conn())
+            .await?;
+        if moved.rows_affected > 0 {
+            return Ok(true);
+        }
+        let row = read_cursor::ActiveModel {
+            user_id: Set(user.0),
+            conversation_id: Set(conversation.to_string()),
+            seq: Set(seq.0),
+            updated_at: Set(now_ms()),
+        };
+        let inserted = read_cursor::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([
+                    read_cursor::Column::UserId,
+                    read_cursor::Column::ConversationId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(self.conn())
+            .await;
+        match inserted {
+            Ok(n) => Ok(n > 0),
+            Err(DbErr::RecordNotInserted) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Adds `count` to a conversation's `last_seq` inside `tx` and returns the new value.
+async fn bump_seq<C: ConnectionTrait>(
+    tx: &C,
+    conversation: ConversationId,
+    count: i64,
+) -> Result<i64, StoreError> {
+    let id = conversation.to_string();
+    let updated = conversation::Entity::update_many()
+        .col_expr(
+            conversation::Column::LastSeq,
+            Expr::col(conversation::Column::LastSeq).add(count),
+        )
+        .filter(conversation::Column::Id.eq(id.as_str()))
+        .exec(tx)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Err(corrupt(format!("conversation {id} is missing")));
+    }
+    conversation::Entity::find_by_id(id.clone())
+        .select_only()
+        .column(conversation::Column::LastSeq)
+        .into_tuple::<i64>()
+        .one(tx)
+        .await?
+        .ok_or_else(|| corrupt(format!("conversation {id} vanished")))
+}

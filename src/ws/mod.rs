@@ -1,0 +1,98 @@
+//! `GET /chat`: the websocket. The token is checked before the upgrade; each connection
+//! becomes a [`Node`] with two tasks, `send_proc` (queue → socket, in order, once) and
+//! `recv_proc` (socket → dispatch), as in GinChat, but with a bounded queue.
+
+mod recv;
+mod send;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use warp::filters::ws::{WebSocket, Ws};
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::{caller_for_token, with_app, Caller};
+use crate::hub::{CloseReason, Node};
+
+/// `?token=`: browsers cannot set headers on a websocket.
+#[derive(Debug, Deserialize)]
+struct ChatQuery {
+    token: Option<String>,
+}
+
+/// The `/chat` route.
+pub fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
+    let authenticated = warp::query::<ChatQuery>().and(with_app(app)).and_then(
+        |q: ChatQuery, app: Arc<App>| async move {
+            let token = q
+                .token
+                .filter(|t| !t.is_empty())
+                .ok_or(ApiError::Unauthorized)?;
+            caller_for_token(&app, &token)
+                .await
+                .map_err(Rejection::from)
+        },
+    );
+    warp::path!("chat")
+        .and(warp::get())
+        .and(authenticated)
+        .and(warp::ws())
+        .and(warp::addr::remote())
+        .and(with_app(app))
+        .map(
+            |caller: Caller, ws: Ws, peer: Option<SocketAddr>, app: Arc<App>| {
+                let chat = &app.settings.chat;
+                ws.max_message_size(chat.max_message_bytes)
+                    .max_frame_size(chat.max_frame_bytes)
+                    .on_upgrade(move |socket| run(app, caller, peer, socket))
+                    .into_response()
+            },
+        )
+        .boxed()
+}
+
+/// One connection's life: register, announce, run both tasks, clean up.
+async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: WebSocket) {
+    if app.stopping.is_cancelled() {
+        return;
+    }
+    // Shutdown waits for every connection holding one of these.
+    let _alive = app.connections.token();
+    let user = caller.user;
+    let (node, queue) = Node::new(
+        app.hub.next_id(),
+        user,
+        peer,
+        caller.token_hash,
+        app.settings.chat.queue_len,
+    );
+    tracing::debug!(node = node.id.0, user = user.0, ?peer, "connected");
+    app.metrics.ws_connections.inc();
+    let first_here = app.hub.register(node.clone());
+    let was_online = !first_here || app.presence.is_online(user).await;
+    app.presence.up(user, node.id).await;
+    if !was_online {
+        app.announce_presence(user, true).await;
+    }
+
+    let (sink, stream) = futures_util::StreamExt::split(socket);
+    let sending = tokio::spawn(send::send_proc(app.clone(), node.clone(), queue, sink));
+    recv::recv_proc(&app, &node, stream).await;
+    node.close(CloseReason::NORMAL);
+    if let Err(err) = sending.await {
+        tracing::warn!(%err, "send_proc panicked");
+    }
+
+    let last_here = app.hub.unregister(&node);
+    app.metrics.ws_connections.dec();
+    let still_online = app.presence.down(user, node.id).await;
+    if last_here && !still_online {
+        app.announce_presence(user, false).await;
+    }
+    tracing::debug!(node = node.id.0, user = user.0, reason = ?node.close_reason(), "disconnected");
+}

@@ -1,0 +1,104 @@
+//! `recv_proc`: reads the client's frames and hands them to dispatch, one at a time, so a
+//! client's frames are handled in the order it sent them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt;
+use warp::filters::ws::WebSocket;
+
+use crate::app::App;
+use crate::dispatch::{dispatch, parse, FrameError};
+use crate::hub::{Node, Outgoing};
+
+/// A token bucket: `rate` frames a second on average, bursts up to `burst`.
+struct RateLimit {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn new(rate: u32, burst: u32) -> Self {
+        Self {
+            rate: f64::from(rate),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            at: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub(super) async fn recv_proc(
+    app: &Arc<App>,
+    node: &Arc<Node>,
+    mut stream: SplitStream<WebSocket>,
+) {
+    let chat = &app.settings.chat;
+    let mut limit = RateLimit::new(chat.rate_per_sec, chat.rate_burst);
+    // Presence entries in Redis live a heartbeat timeout; refresh well before that.
+    let refresh_every = Duration::from_secs(chat.heartbeat_timeout_secs.max(3) / 3);
+    let mut refreshed = Instant::now();
+    loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            _ = node.closing() => break,
+            _ = app.stopping.cancelled() => break,
+        };
+        let message = match next {
+            Some(Ok(m)) => m,
+            Some(Err(err)) => {
+                tracing::debug!(node = node.id.0, %err, "websocket read error");
+                break;
+            }
+            None => break,
+        };
+        node.touch();
+        if refreshed.elapsed() >= refresh_every {
+            refreshed = Instant::now();
+            app.presence.up(node.user, node.id).await;
+        }
+        if message.is_close() {
+            break;
+        }
+        if message.is_ping() || message.is_pong() {
+            continue;
+        }
+        let Ok(text) = message.to_str() else {
+            node.push(FrameError::Binary.to_outgoing(None));
+            continue;
+        };
+        if text == "heartbeat" {
+            node.push(Outgoing::BareHeartbeat);
+            continue;
+        }
+        if !limit.allow() {
+            node.push(FrameError::RateLimited.to_outgoing(None));
+            continue;
+        }
+        match parse(text) {
+            Ok(frame) => dispatch(app, node, frame).await,
+            Err((err, id)) => {
+                node.push(err.to_outgoing(id));
+            }
+        }
+    }
+}
