@@ -3,11 +3,9 @@
 
 #[test]
 fn committed_openapi_document_is_current() {
-    let committed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/swagger/openapi.json"
-    ))
-    .expect("swagger/openapi.json exists");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/swagger/openapi.json"))
+            .expect("swagger/openapi.json exists");
     let generated = chorus::http::docs::openapi_json();
     assert!(
         committed.trim_end() == generated.trim_end(),

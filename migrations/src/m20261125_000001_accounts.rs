@@ -45,7 +45,11 @@ impl MigrationTrait for Migration {
                     )
                     .col(ColumnDef::new(Users::Name).string_len(64).not_null())
                     .col(ColumnDef::new(Users::NameKey).string_len(64).not_null())
-                    .col(ColumnDef::new(Users::PasswordHash).string_len(255).not_null())
+                    .col(
+                        ColumnDef::new(Users::PasswordHash)
+                            .string_len(255)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Users::Email).string_len(255).null())
                     .col(ColumnDef::new(Users::Phone).string_len(64).null())
                     .col(ColumnDef::new(Users::Avatar).string_len(255).null())
@@ -76,7 +80,11 @@ impl MigrationTrait for Migration {
                             .primary_key(),
                     )
                     .col(ColumnDef::new(Sessions::UserId).big_integer().not_null())
-                    .col(ColumnDef::new(Sessions::TokenHash).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(Sessions::TokenHash)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Sessions::CreatedAt).big_integer().not_null())
                     .col(ColumnDef::new(Sessions::ExpiresAt).big_integer().not_null())
                     .foreign_key(

@@ -81,11 +81,19 @@ impl MigrationTrait for Migration {
                             .primary_key(),
                     )
                     .col(ColumnDef::new(Communities::Name).string_len(128).not_null())
-                    .col(ColumnDef::new(Communities::NameKey).string_len(128).not_null())
+                    .col(
+                        ColumnDef::new(Communities::NameKey)
+                            .string_len(128)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Communities::OwnerId).big_integer().null())
                     .col(ColumnDef::new(Communities::Icon).string_len(255).null())
                     .col(ColumnDef::new(Communities::Description).text().null())
-                    .col(ColumnDef::new(Communities::CreatedAt).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Communities::CreatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_communities_owner")
@@ -115,8 +123,16 @@ impl MigrationTrait for Migration {
                             .big_integer()
                             .not_null(),
                     )
-                    .col(ColumnDef::new(CommunityMembers::UserId).big_integer().not_null())
-                    .col(ColumnDef::new(CommunityMembers::JoinedAt).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(CommunityMembers::UserId)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(CommunityMembers::JoinedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .primary_key(
                         Index::create()
                             .col(CommunityMembers::CommunityId)

@@ -65,9 +65,21 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Conversations::Kind).string_len(8).not_null())
                     .col(ColumnDef::new(Conversations::UserLow).big_integer().null())
                     .col(ColumnDef::new(Conversations::UserHigh).big_integer().null())
-                    .col(ColumnDef::new(Conversations::CommunityId).big_integer().null())
-                    .col(ColumnDef::new(Conversations::LastSeq).big_integer().not_null())
-                    .col(ColumnDef::new(Conversations::CreatedAt).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Conversations::CommunityId)
+                            .big_integer()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Conversations::LastSeq)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Conversations::CreatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -97,7 +109,11 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(Messages::ConversationId).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(Messages::ConversationId)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Messages::Seq).big_integer().not_null())
                     .col(ColumnDef::new(Messages::SenderId).big_integer().null())
                     .col(ColumnDef::new(Messages::Media).string_len(16).not_null())
@@ -142,9 +158,17 @@ impl MigrationTrait for Migration {
                     .table(ReadCursors::Table)
                     .if_not_exists()
                     .col(ColumnDef::new(ReadCursors::UserId).big_integer().not_null())
-                    .col(ColumnDef::new(ReadCursors::ConversationId).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(ReadCursors::ConversationId)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(ReadCursors::Seq).big_integer().not_null())
-                    .col(ColumnDef::new(ReadCursors::UpdatedAt).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(ReadCursors::UpdatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .primary_key(
                         Index::create()
                             .col(ReadCursors::UserId)

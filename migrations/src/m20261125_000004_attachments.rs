@@ -31,10 +31,22 @@ impl MigrationTrait for Migration {
                             .primary_key(),
                     )
                     .col(ColumnDef::new(Attachments::OwnerId).big_integer().null())
-                    .col(ColumnDef::new(Attachments::FileName).string_len(64).not_null())
-                    .col(ColumnDef::new(Attachments::ContentType).string_len(32).not_null())
+                    .col(
+                        ColumnDef::new(Attachments::FileName)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Attachments::ContentType)
+                            .string_len(32)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Attachments::Size).big_integer().not_null())
-                    .col(ColumnDef::new(Attachments::CreatedAt).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Attachments::CreatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
