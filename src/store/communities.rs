@@ -10,7 +10,7 @@ use sea_orm::{
 use super::entity::{community, community_member, user};
 use super::users::name_key;
 use super::{contains_pattern, now_ms, Community, Store, StoreError, User};
-use crate::ids::{CommunityId, UserId};
+use crate::ids::{CommunityId, ConversationId, UserId};
 
 /// A validated community to create.
 pub struct NewCommunity {
@@ -123,6 +123,13 @@ impl Store {
                 e.into()
             }
         })?;
+        // A newcomer starts at the community's current end: offline delivery does not replay
+        // the whole past (history stays readable through the REST route).
+        let conversation = ConversationId::Group(id);
+        let last = self.last_seq(conversation).await?;
+        if last.0 > 0 {
+            self.advance_read_cursor(user, conversation, last).await?;
+        }
         Ok(found)
     }
 
