@@ -42,6 +42,7 @@ macro_rules! backend_tests {
 backend_tests!(
     register,
     register_rejects_bad_input,
+    concurrent_duplicates,
     login,
     tokens_missing_garbage_revoked,
     token_expires,
@@ -269,6 +270,57 @@ async fn register_rejects_bad_input(backend: Backend) {
 
     // None of that created the user: the name is still free.
     s.register("carol", PASSWORD).await;
+}
+
+/// Racing duplicates must hit the unique constraints as clean 409s: exactly one winner, and
+/// never a 500 from a check-then-insert race.
+async fn concurrent_duplicates(backend: Backend) {
+    let s = start!(backend);
+    let statuses = |rs: Vec<common::Resp>, code: &str| {
+        let mut ok = 0;
+        for r in rs {
+            if r.status == 201 {
+                ok += 1;
+            } else {
+                r.expect_error(409, code);
+            }
+        }
+        ok
+    };
+
+    let regs = (0..6).map(|_| {
+        s.post(
+            "/api/users",
+            None,
+            json!({"name": "racer", "password": PASSWORD}),
+        )
+    });
+    let rs = futures_util::future::join_all(regs).await;
+    assert_eq!(statuses(rs, "name_taken"), 1, "one registration wins");
+
+    let a = s.user("alice").await;
+    let b = s.user("bob").await;
+    let adds = [
+        s.post("/api/contacts", a.t(), json!({"user_id": b.id})),
+        s.post("/api/contacts", b.t(), json!({"user_id": a.id})),
+        s.post("/api/contacts", a.t(), json!({"user_id": b.id})),
+        s.post("/api/contacts", b.t(), json!({"user_id": a.id})),
+    ];
+    let rs = futures_util::future::join_all(adds).await;
+    assert_eq!(statuses(rs, "already_contact"), 1, "one contact add wins");
+    assert_eq!(ids(&s.get("/api/contacts", a.t()).await), vec![b.id]);
+
+    let c = s
+        .post("/api/communities", a.t(), json!({"name": "club"}))
+        .await;
+    c.expect(201);
+    let path = format!("/api/communities/{}/members", c.json()["id"]);
+    let joins = (0..4).map(|_| s.post_empty(&path, b.t()));
+    let rs = futures_util::future::join_all(joins).await;
+    assert_eq!(statuses(rs, "already_member"), 1, "one join wins");
+    let found = s.get("/api/communities", b.t()).await;
+    found.expect(200);
+    assert_eq!(found.json()[0]["member_count"], 2, "{}", found.text());
 }
 
 async fn login(backend: Backend) {
@@ -671,6 +723,9 @@ async fn find_users(backend: Backend) {
     s.get("/api/users?q=", a.t())
         .await
         .expect_error(422, "invalid_input");
+    s.get("/api/users", a.t())
+        .await
+        .expect_error_in(&[(422, "invalid_input"), (400, "bad_request")]);
     s.get(&format!("/api/users?q={}", "a".repeat(33)), a.t())
         .await
         .expect_error(422, "invalid_input");
@@ -691,6 +746,10 @@ async fn one_user(backend: Backend) {
     s.get("/api/users/999999", a.t())
         .await
         .expect_error(404, "not_found");
+    // Not an id at all: a bad path or no such route, never a server error.
+    s.get("/api/users/abc", a.t())
+        .await
+        .expect_error_in(&[(400, "bad_request"), (404, "not_found")]);
     s.get(&format!("/api/users/{}", b.id), None)
         .await
         .expect_error(401, "unauthorized");
@@ -1137,9 +1196,13 @@ async fn uploads_of_images(backend: Backend) {
             Some("nosniff"),
             "{file}"
         );
+        // "A Content-Security-Policy that runs nothing."
+        let csp = got.header("content-security-policy").unwrap_or_default();
         assert!(
-            got.header("content-security-policy").is_some(),
-            "{file}: no Content-Security-Policy"
+            csp.contains("default-src 'none'")
+                || csp.contains("script-src 'none'")
+                || csp.contains("sandbox"),
+            "{file}: Content-Security-Policy {csp:?} does not forbid scripts"
         );
         s.get(url, None).await.expect(200);
     }
