@@ -549,7 +549,11 @@ async fn me_password_change(backend: Backend) {
     )
     .await
     .expect_error(403, "wrong_password");
-    // The failed attempt changed nothing.
+    // No current password at all is not the right one either.
+    s.patch("/api/users/me", a.t(), json!({"password": new_pw}))
+        .await
+        .expect_error_in(&[(403, "wrong_password"), (422, "invalid_input")]);
+    // The failed attempts changed nothing.
     s.login("alice", PASSWORD).await;
     // Out-of-bounds new password.
     s.patch(
@@ -1288,10 +1292,18 @@ async fn upload_too_large(backend: Backend) {
         .unwrap()
         .count();
     assert_eq!(stored, 0, "the oversize upload left a file");
-    // The limit is the only reason: a small image still goes through.
-    s.upload(a.t(), "dot.png", "image/png", png_1x1())
+    // The limit is on the file, not the multipart framing: exactly 1024 bytes is fine, one
+    // more is not.
+    let mut at_limit = png_1x1();
+    at_limit.resize(1024, 0);
+    let r = s.upload(a.t(), "edge.png", "image/png", at_limit).await;
+    r.expect(201);
+    assert_eq!(r.json()["size"], 1024);
+    let mut over = png_1x1();
+    over.resize(1025, 0);
+    s.raw_upload(&a.token, "over.png", "image/png", &over)
         .await
-        .expect(201);
+        .expect_error(413, "payload_too_large");
 }
 
 async fn uploads_path_traversal(backend: Backend) {
@@ -1367,7 +1379,15 @@ async fn health_ready_metrics(backend: Backend) {
     assert_eq!(r.json()["status"], "ready", "{}", r.text());
     assert_eq!(r.json()["database"], "ok", "{}", r.text());
 
-    s.register("alice", PASSWORD).await;
+    let alice = s.user("alice").await;
+    // Raw paths must not become label values (unbounded cardinality): ids and unknown paths
+    // are folded into their route.
+    let canary = uuid::Uuid::new_v4().simple().to_string();
+    s.get(&format!("/no-such-{canary}"), None).await.expect(404);
+    s.get(&format!("/uploads/{canary}.png"), None)
+        .await
+        .expect(404);
+    s.get("/api/users/987654321", alice.t()).await.expect(404);
     let m = s.get("/metrics", None).await;
     m.expect(200);
     let text = m.text();
@@ -1399,6 +1419,10 @@ async fn health_ready_metrics(backend: Backend) {
     assert!(
         sample("GET", "200", "/healthz").is_some(),
         "no chorus_http_requests_total sample for GET /healthz 200 in:\n{text}"
+    );
+    assert!(
+        !text.contains(&canary) && !text.contains("987654321"),
+        "raw paths leak into metric labels:\n{text}"
     );
     assert!(
         text.contains("chorus_http_request_duration_seconds"),

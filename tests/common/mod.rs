@@ -452,7 +452,9 @@ impl Server {
         let io = async {
             let stream = tokio::net::TcpStream::connect(&self.addr).await?;
             let (mut rd, mut wr) = stream.into_split();
-            let write = async move {
+            // Borrowed, not moved: dropping the write half would half-close the socket, and
+            // the server may treat that as the client going away.
+            let write = async {
                 // A write error is expected when the server stops reading early.
                 let _ = wr.write_all(head.as_bytes()).await;
                 let _ = wr.write_all(&body).await;
@@ -469,7 +471,10 @@ impl Server {
             .await
             .unwrap_or_else(|_| panic!("raw upload: timed out"))
             .unwrap_or_else(|e| panic!("raw upload: {e}"));
-        RawResp::parse("raw POST /api/attachments", buf)
+        RawResp::parse(
+            &format!("raw POST /api/attachments ({} bytes)", bytes.len()),
+            buf,
+        )
     }
 
     /// Registers `name` with `password`; asserts 201 and returns the user JSON.
