@@ -1,11 +1,10 @@
 //! The state one node shares between its HTTP handlers, websocket connections and background
 //! tasks, and the fan-out steps that need several parts of it.
 
-use std::sync::Arc;
-
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::{Cluster, Event};
 use crate::commit::Committer;
 use crate::config::Settings;
 use crate::frame::ServerFrame;
@@ -29,6 +28,8 @@ pub struct App {
     pub stopping: CancellationToken,
     /// One token per open websocket connection, so shutdown can wait for them.
     pub connections: TaskTracker,
+    /// Peers sharing the database, when this node is in a cluster.
+    pub cluster: Option<Cluster>,
 }
 
 impl App {
@@ -50,8 +51,15 @@ impl App {
         }
     }
 
-    /// Tells `user`'s contacts that they came online or went offline.
-    pub async fn announce_presence(self: &Arc<Self>, user: UserId, online: bool) {
+    /// Tells every peer (no-op outside a cluster).
+    pub fn publish(&self, event: Event) {
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(event);
+        }
+    }
+
+    /// Tells `user`'s contacts connected here that they came online or went offline.
+    pub async fn announce_presence_local(&self, user: UserId, online: bool) {
         let contacts = match self.store.contact_ids(user).await {
             Ok(c) => c,
             Err(err) => {

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
+use crate::cluster::Event;
 use crate::frame::{Media, ServerFrame};
 use crate::hub::{Node, Outgoing};
 use crate::ids::{CommunityId, ConversationId, UserId};
@@ -214,6 +215,7 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
             Target::Community(c) => members.get(&c).cloned().unwrap_or_default(),
         };
         app.deliver_local(&message, &recipients, origin_node);
+        app.publish(Event::message(&message));
     }
 }
 

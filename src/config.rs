@@ -97,6 +97,12 @@ pub struct ClusterSettings {
     pub name: String,
     /// Empty means a random id at start.
     pub node_id: String,
+    /// How often a node says it is alive (and how far its packets go).
+    pub heartbeat_ms: u64,
+    /// A peer silent this long is considered gone.
+    pub peer_timeout_ms: u64,
+    /// Packets stamped further than this from our clock are stale (replay window).
+    pub max_skew_ms: i64,
 }
 
 /// Built-in defaults: one node, SQLite under `data/`, presence in memory, no cluster.
@@ -141,6 +147,9 @@ port = 7946
 secret = ""
 name = "chorus"
 node_id = ""
+heartbeat_ms = 1000
+peer_timeout_ms = 5000
+max_skew_ms = 60000
 "#;
 
 /// Why settings could not be loaded.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::app::App;
+use crate::cluster::Event;
 use crate::commit::{Origin, SendError, Submission, Target};
 use crate::frame::{ClientFrame, Media, ServerFrame};
 use crate::hub::{Node, Outgoing};
@@ -155,6 +156,10 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
                 app.hub
                     .send_to_user(user, &Outgoing::Frame(text.clone()), None);
             }
+            app.publish(Event::Typing {
+                from: node.user,
+                conversation,
+            });
             Ok(())
         }
         ClientFrame::Sync { after } => {
@@ -252,6 +257,11 @@ async fn read(
     for user in audience {
         app.hub.send_to_user(user, &out, Some(node.id));
     }
+    app.publish(Event::Read {
+        conversation,
+        user: node.user,
+        seq,
+    });
     Ok(())
 }
 

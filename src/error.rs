@@ -156,12 +156,10 @@ impl Reply for ApiError {
 
 /// Turns every rejection, ours and warp's own, into the JSON error shape.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    // Route-specific rejections first: warp merges the rejections of every route tried, and a
+    // neighbour's "wrong method" or "not found" must not hide the real problem.
     let err = if let Some(err) = rejection.find::<ApiError>() {
         err.clone()
-    } else if rejection.is_not_found() {
-        ApiError::NotFound("route")
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::MethodNotAllowed
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         // Only JSON bodies use warp's length limit; uploads count their own bytes.
         ApiError::PayloadTooLarge(crate::http::JSON_BODY_LIMIT)
@@ -177,6 +175,10 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         ApiError::UnsupportedMediaType(e.to_string())
     } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         ApiError::MalformedJson(e.to_string())
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
+    } else if rejection.is_not_found() {
+        ApiError::NotFound("route")
     } else {
         ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
     };

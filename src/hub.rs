@@ -44,6 +44,8 @@ pub enum Outgoing {
         conversation: ConversationId,
         after: Seq,
     },
+    /// Something may have been missed (a cluster gap): catch up on every conversation.
+    Resync,
 }
 
 /// Why a Node was closed: a websocket close code and reason.
@@ -222,6 +224,19 @@ impl Hub {
             .read()
             .map(|m| m.contains_key(&user))
             .unwrap_or(false)
+    }
+
+    /// The users with a Node here.
+    pub fn users(&self) -> Vec<UserId> {
+        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        map.keys().copied().collect()
+    }
+
+    /// Asks every Node to catch up from storage.
+    pub fn resync_all(&self) {
+        for node in self.all() {
+            node.push(Outgoing::Resync);
+        }
     }
 
     /// Every Node (for the heartbeat sweep and shutdown).

@@ -8,6 +8,8 @@
 //! - [`dispatch`]: what each client [`frame`] does;
 //! - [`commit`]: the group-commit writer: store a batch, then ack, then fan out;
 //! - [`hub`]: the Nodes on this server, by user, with bounded queues and the heartbeat sweep;
+//! - [`cluster`]: peers sharing the database, over UDP broadcast or Redis pub/sub: sealed,
+//!   numbered packets, gap repair;
 //! - [`auth`]: Argon2id password hashes and opaque session tokens;
 //! - [`store`]: sea-orm storage (SQLite, PostgreSQL, MySQL) behind a small API;
 //! - [`presence`]: who is online;
@@ -19,6 +21,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod commit;
 pub mod config;
 pub mod dispatch;
@@ -43,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
+use crate::cluster::Cluster;
 use crate::commit::Committer;
 use crate::config::Settings;
 use crate::hub::{CloseReason, Hub};
@@ -65,6 +69,8 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -97,7 +103,14 @@ impl Server {
             Presence::memory()
         } else {
             let ttl_ms = (settings.chat.heartbeat_timeout_secs.max(1) * 1000) as i64;
-            Presence::redis(&settings.redis.url, node_name, ttl_ms).await?
+            Presence::redis(&settings.redis.url, node_name.clone(), ttl_ms).await?
+        };
+        let (cluster, cluster_parts) = if settings.cluster.enabled {
+            let (cluster, parts) =
+                Cluster::open(&settings.cluster, &settings.redis.url, node_name).await?;
+            (Some(cluster), Some(parts))
+        } else {
+            (None, None)
         };
         let (committer, submissions) = Committer::channel(COMMIT_QUEUE);
         let app = Arc::new(App {
@@ -109,8 +122,12 @@ impl Server {
             committer,
             stopping: CancellationToken::new(),
             connections: TaskTracker::new(),
+            cluster,
             settings,
         });
+        if let Some(parts) = cluster_parts {
+            Cluster::spawn(app.clone(), parts);
+        }
         let stop_writer = CancellationToken::new();
         let writer = Committer::spawn(app.clone(), submissions, stop_writer.clone());
         tokio::spawn(sweep(app.clone()));

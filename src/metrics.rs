@@ -18,6 +18,16 @@ pub struct Metrics {
     pub messages_stored: IntCounter,
     /// Connections closed because their queue was full.
     pub slow_closed: IntCounter,
+    /// Cluster packets this node published.
+    pub cluster_sent: IntCounter,
+    /// Packets re-sent on a peer's request.
+    pub cluster_resent: IntCounter,
+    /// Gaps that could not be re-sent and were caught up from storage.
+    pub cluster_unrecovered: IntCounter,
+    /// Packets dropped, by reason (bad_mac, foreign_cluster, replayed, stale, malformed, own).
+    pub cluster_dropped: IntCounterVec,
+    /// Peers heard from recently.
+    pub cluster_peers: IntGauge,
 }
 
 /// Route templates, matched segment by segment; `{…}` matches any one segment.
@@ -98,6 +108,31 @@ impl Metrics {
             "chorus_ws_slow_closed_total",
             "Websocket connections closed because their outgoing queue was full",
         )?;
+        let cluster_sent = IntCounter::new(
+            "chorus_cluster_packets_sent_total",
+            "Cluster packets published",
+        )?;
+        let cluster_resent = IntCounter::new(
+            "chorus_cluster_packets_resent_total",
+            "Cluster packets re-sent on a peer's request",
+        )?;
+        let cluster_unrecovered = IntCounter::new(
+            "chorus_cluster_gaps_unrecovered_total",
+            "Cluster gaps caught up from storage instead of re-sent",
+        )?;
+        let cluster_dropped = IntCounterVec::new(
+            Opts::new(
+                "chorus_cluster_dropped_total",
+                "Cluster packets dropped, by reason",
+            ),
+            &["reason"],
+        )?;
+        let cluster_peers = IntGauge::new("chorus_cluster_peers", "Peers heard from recently")?;
+        registry.register(Box::new(cluster_sent.clone()))?;
+        registry.register(Box::new(cluster_resent.clone()))?;
+        registry.register(Box::new(cluster_unrecovered.clone()))?;
+        registry.register(Box::new(cluster_dropped.clone()))?;
+        registry.register(Box::new(cluster_peers.clone()))?;
         registry.register(Box::new(messages_stored.clone()))?;
         registry.register(Box::new(slow_closed.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -110,6 +145,11 @@ impl Metrics {
             ws_connections,
             messages_stored,
             slow_closed,
+            cluster_sent,
+            cluster_resent,
+            cluster_unrecovered,
+            cluster_dropped,
+            cluster_peers,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Who is online: a user is online while any of their connections is.
 //!
-//! Without Redis, this server's own connections are the whole truth. With Redis (GinChat's
+//! Without Redis, presence is this server's own connections plus what peers of the cluster
+//! announce (each peer's set of connected users, forgotten when the peer goes silent). With Redis (GinChat's
 //! online cache), each connection is a member of the sorted set `chorus:online:{user}`, scored
 //! by the time it expires; heartbeats push the score forward, a clean disconnect removes it, and
 //! a crashed node's entries simply age out. Keying by connection (not by user) makes connect
@@ -15,9 +16,22 @@ use crate::hub::NodeId;
 use crate::ids::UserId;
 use crate::store::now_ms;
 
+/// In-memory presence: local connections by user, and the users each peer reported.
+#[derive(Default)]
+pub struct Local {
+    here: HashMap<UserId, HashSet<NodeId>>,
+    peers: HashMap<String, HashSet<UserId>>,
+}
+
+impl Local {
+    fn online(&self, user: &UserId) -> bool {
+        self.here.contains_key(user) || self.peers.values().any(|s| s.contains(user))
+    }
+}
+
 /// Where presence lives.
 pub enum Presence {
-    Memory(Mutex<HashMap<UserId, HashSet<NodeId>>>),
+    Memory(Mutex<Local>),
     Redis {
         conn: ConnectionManager,
         /// Distinguishes this server's connections from other nodes' in the shared sets.
@@ -50,9 +64,9 @@ impl Presence {
     /// A connection of `user` opened (or sent a heartbeat).
     pub async fn up(&self, user: UserId, id: NodeId) {
         match self {
-            Self::Memory(map) => {
-                if let Ok(mut map) = map.lock() {
-                    map.entry(user).or_default().insert(id);
+            Self::Memory(state) => {
+                if let Ok(mut state) = state.lock() {
+                    state.here.entry(user).or_default().insert(id);
                 }
             }
             Self::Redis { conn, node, ttl_ms } => {
@@ -74,20 +88,17 @@ impl Presence {
     /// A connection of `user` closed; returns whether the user is still online anywhere.
     pub async fn down(&self, user: UserId, id: NodeId) -> bool {
         match self {
-            Self::Memory(map) => {
-                let Ok(mut map) = map.lock() else {
+            Self::Memory(state) => {
+                let Ok(mut state) = state.lock() else {
                     return false;
                 };
-                let Some(set) = map.get_mut(&user) else {
-                    return false;
-                };
-                set.remove(&id);
-                if set.is_empty() {
-                    map.remove(&user);
-                    false
-                } else {
-                    true
+                if let Some(set) = state.here.get_mut(&user) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        state.here.remove(&user);
+                    }
                 }
+                state.online(&user)
             }
             Self::Redis { conn, node, .. } => {
                 let mut conn = conn.clone();
@@ -112,15 +123,11 @@ impl Presence {
     /// Which of `users` are online.
     pub async fn online_among(&self, users: &[UserId]) -> HashSet<UserId> {
         match self {
-            Self::Memory(map) => {
-                let Ok(map) = map.lock() else {
+            Self::Memory(state) => {
+                let Ok(state) = state.lock() else {
                     return HashSet::new();
                 };
-                users
-                    .iter()
-                    .copied()
-                    .filter(|u| map.contains_key(u))
-                    .collect()
+                users.iter().copied().filter(|u| state.online(u)).collect()
             }
             Self::Redis { conn, .. } => {
                 if users.is_empty() {
@@ -145,6 +152,34 @@ impl Presence {
                     }
                 }
             }
+        }
+    }
+
+    /// A peer reported that `user` has (or no longer has) a connection there. Redis presence
+    /// already holds every node's connections, so there this changes nothing.
+    pub fn remote(&self, node: &str, user: UserId, here: bool) {
+        if let Self::Memory(state) = self {
+            if let Ok(mut state) = state.lock() {
+                let set = state.peers.entry(node.to_owned()).or_default();
+                if here {
+                    set.insert(user);
+                } else {
+                    set.remove(&user);
+                }
+            }
+        }
+    }
+
+    /// A peer went silent: forget whom it reported, and return them.
+    pub fn forget_node(&self, node: &str) -> Vec<UserId> {
+        match self {
+            Self::Memory(state) => state
+                .lock()
+                .ok()
+                .and_then(|mut s| s.peers.remove(node))
+                .map(|set| set.into_iter().collect())
+                .unwrap_or_default(),
+            Self::Redis { .. } => Vec::new(),
         }
     }
 }

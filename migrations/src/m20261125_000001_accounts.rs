@@ -61,6 +61,7 @@ impl MigrationTrait for Migration {
             .create_index(
                 Index::create()
                     .name("ux_users_name_key")
+                    .if_not_exists()
                     .table(Users::Table)
                     .col(Users::NameKey)
                     .unique()
@@ -101,6 +102,7 @@ impl MigrationTrait for Migration {
             .create_index(
                 Index::create()
                     .name("ux_sessions_token_hash")
+                    .if_not_exists()
                     .table(Sessions::Table)
                     .col(Sessions::TokenHash)
                     .unique()
@@ -111,6 +113,7 @@ impl MigrationTrait for Migration {
             .create_index(
                 Index::create()
                     .name("ix_sessions_user")
+                    .if_not_exists()
                     .table(Sessions::Table)
                     .col(Sessions::UserId)
                     .to_owned(),

@@ -108,6 +108,7 @@ impl MigrationTrait for Migration {
             .create_index(
                 Index::create()
                     .name("ix_communities_name_key")
+                    .if_not_exists()
                     .table(Communities::Table)
                     .col(Communities::NameKey)
                     .to_owned(),
@@ -159,6 +160,7 @@ impl MigrationTrait for Migration {
             .create_index(
                 Index::create()
                     .name("ix_members_user")
+                    .if_not_exists()
                     .table(CommunityMembers::Table)
                     .col(CommunityMembers::UserId)
                     .to_owned(),

@@ -92,6 +92,7 @@ impl MigrationTrait for Migration {
                 .create_index(
                     Index::create()
                         .name(name)
+                        .if_not_exists()
                         .table(Conversations::Table)
                         .col(column)
                         .to_owned(),
@@ -134,6 +135,7 @@ impl MigrationTrait for Migration {
             .create_index(
                 Index::create()
                     .name("ux_messages_conversation_seq")
+                    .if_not_exists()
                     .table(Messages::Table)
                     .col(Messages::ConversationId)
                     .col(Messages::Seq)
@@ -145,6 +147,7 @@ impl MigrationTrait for Migration {
             .create_index(
                 Index::create()
                     .name("ux_messages_sender_client")
+                    .if_not_exists()
                     .table(Messages::Table)
                     .col(Messages::SenderId)
                     .col(Messages::ClientId)

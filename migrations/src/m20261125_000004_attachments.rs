@@ -54,6 +54,7 @@ impl MigrationTrait for Migration {
             .create_index(
                 Index::create()
                     .name("ux_attachments_file_name")
+                    .if_not_exists()
                     .table(Attachments::Table)
                     .col(Attachments::FileName)
                     .unique()

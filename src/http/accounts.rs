@@ -13,6 +13,7 @@ use super::views::UserView;
 use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
 use crate::auth::{hash_password, new_token, verify_password};
+use crate::cluster::Event;
 use crate::error::ApiError;
 use crate::hub::CloseReason;
 use crate::ids::UserId;
@@ -277,6 +278,9 @@ async fn logout(app: Arc<App>, caller: Caller) -> ApiResult {
     app.store.delete_session(&caller.token_hash).await?;
     app.hub
         .close_session(&caller.token_hash, CloseReason::REVOKED);
+    app.publish(Event::SessionRevoked {
+        token_hash: caller.token_hash,
+    });
     Ok(no_content())
 }
 
@@ -331,6 +335,7 @@ async fn update_me(app: Arc<App>, caller: Caller, req: ProfileUpdate) -> ApiResu
 async fn delete_me(app: Arc<App>, caller: Caller) -> ApiResult {
     app.store.delete_user(caller.user).await?;
     app.hub.close_user(caller.user, CloseReason::REVOKED);
+    app.publish(Event::UserDeleted { user: caller.user });
     tracing::info!(user = caller.user.0, "account deleted");
     Ok(no_content())
 }

@@ -67,6 +67,7 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
         system::SystemMessageStored,
         ops::Health,
         ops::Readiness,
+        ops::ClusterStatus,
     )),
     modifiers(&BearerAuth),
     tags(

@@ -38,6 +38,17 @@ pub struct Readiness {
     pub status: &'static str,
     /// `ok` or `down`.
     pub database: &'static str,
+    /// Present when the node is in a cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// This node's view of its cluster.
+#[derive(Serialize, ToSchema)]
+pub struct ClusterStatus {
+    pub node: String,
+    /// Peers heard from within the peer timeout.
+    pub peers: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
@@ -52,6 +63,10 @@ async fn readyz(app: Arc<App>) -> Response {
     let body = Readiness {
         status: if db_ok { "ready" } else { "not_ready" },
         database: if db_ok { "ok" } else { "down" },
+        cluster: app.cluster.as_ref().map(|c| ClusterStatus {
+            node: c.node.clone(),
+            peers: c.peers().into_iter().map(|p| p.node).collect(),
+        }),
     };
     let status = if db_ok {
         StatusCode::OK

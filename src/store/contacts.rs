@@ -2,8 +2,7 @@
 //! written and removed in one transaction so the pair can never be half there.
 
 use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use super::entity::{contact, user};
@@ -14,11 +13,9 @@ impl Store {
     /// Makes `a` and `b` contacts of each other.
     pub async fn add_contact(&self, a: UserId, b: UserId) -> Result<User, StoreError> {
         let other = self.user(b).await?;
+        // Write first, read never: the unique key answers "already", and an SQLite transaction
+        // that starts with a write waits for the lock instead of failing on a stale snapshot.
         let tx = self.conn().begin().await?;
-        let existing = contact::Entity::find_by_id((a.0, b.0)).count(&tx).await?;
-        if existing > 0 {
-            return Err(StoreError::AlreadyContact(b));
-        }
         let now = now_ms();
         let row = |owner: UserId, other: UserId| contact::ActiveModel {
             owner_id: Set(owner.0),

@@ -270,6 +270,21 @@ impl Store {
         )
     }
 
+    /// One message by its place (for cluster events that carry a reference, not the body).
+    pub async fn message_at(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        message::Entity::find()
+            .filter(message::Column::ConversationId.eq(conversation.to_string()))
+            .filter(message::Column::Seq.eq(seq.0))
+            .one(self.conn())
+            .await?
+            .map(StoredMessage::try_from)
+            .transpose()
+    }
+
     /// The last `limit` messages with seq < `before`, oldest first (for scrolling back).
     pub async fn messages_before(
         &self,

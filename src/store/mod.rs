@@ -95,7 +95,7 @@ impl Store {
                     .foreign_keys(true)
             });
         let db = Database::connect(options).await?;
-        Migrator::up(&db, None).await?;
+        migrate(&db).await?;
         Ok(Self { db })
     }
 
@@ -113,6 +113,26 @@ impl Store {
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.db
+    }
+}
+
+/// Runs pending migrations. Nodes of a cluster may start together on a fresh database and
+/// race to apply the same step; every step is idempotent (`IF NOT EXISTS`), so the loser's
+/// error (its bookkeeping row already written by the winner) is retried after a pause, when it
+/// finds the step applied.
+async fn migrate(db: &DatabaseConnection) -> Result<(), StoreError> {
+    const ATTEMPTS: u32 = 10;
+    let mut attempt = 1;
+    loop {
+        match Migrator::up(db, None).await {
+            Ok(()) => return Ok(()),
+            Err(err) if attempt < ATTEMPTS => {
+                tracing::info!(%err, attempt, "migration raced another node; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(err) => return Err(err.into()),
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::app::App;
+use crate::cluster::Event;
 use crate::error::ApiError;
 use crate::http::{caller_for_token, with_app, Caller};
 use crate::hub::{CloseReason, Node};
@@ -76,8 +77,15 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
     let first_here = app.hub.register(node.clone());
     let was_online = !first_here || app.presence.is_online(user).await;
     app.presence.up(user, node.id).await;
+    if first_here {
+        app.publish(Event::Presence {
+            user,
+            here: true,
+            notify: !was_online,
+        });
+    }
     if !was_online {
-        app.announce_presence(user, true).await;
+        app.announce_presence_local(user, true).await;
     }
 
     let (sink, stream) = futures_util::StreamExt::split(socket);
@@ -91,8 +99,15 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
     let last_here = app.hub.unregister(&node);
     app.metrics.ws_connections.dec();
     let still_online = app.presence.down(user, node.id).await;
-    if last_here && !still_online {
-        app.announce_presence(user, false).await;
+    if last_here {
+        app.publish(Event::Presence {
+            user,
+            here: false,
+            notify: !still_online,
+        });
+        if !still_online {
+            app.announce_presence_local(user, false).await;
+        }
     }
     tracing::debug!(node = node.id.0, user = user.0, reason = ?node.close_reason(), "disconnected");
 }

@@ -58,7 +58,7 @@ pub(super) async fn send_proc(
         sent: HashMap::new(),
     };
     let result = async {
-        writer.replay().await?;
+        writer.catch_up().await?;
         loop {
             let out = tokio::select! {
                 biased;
@@ -103,8 +103,10 @@ impl Writer {
         Ok(())
     }
 
-    /// Everything after the user's read cursors, conversation by conversation, oldest first.
-    async fn replay(&mut self) -> Result<(), SendFailure> {
+    /// Everything this connection does not have yet: at connect, all after the user's read
+    /// cursors; later (a cluster gap), all after what was sent. Conversation by conversation,
+    /// oldest first.
+    async fn catch_up(&mut self) -> Result<(), SendFailure> {
         let store = &self.app.store;
         let user = self.node.user;
         let communities = store.community_ids_of(user).await?;
@@ -113,7 +115,7 @@ impl Writer {
         let cursors = store.read_cursors(user).await?;
         for (conversation, last) in conversations {
             let from = cursors.get(&conversation).copied().unwrap_or(Seq(0));
-            self.sent.insert(conversation, from);
+            self.sent.entry(conversation).or_insert(from);
             self.fill(conversation, last).await?;
         }
         self.sink.flush().await?;
@@ -197,6 +199,7 @@ impl Writer {
                 let last = self.app.store.last_seq(conversation).await?;
                 self.fill(conversation, last).await
             }
+            Outgoing::Resync => self.catch_up().await,
         }
     }
 }

@@ -1,0 +1,424 @@
+//! `udp_recv`'s brain: who the peers are, which of their packets arrived, what is missing, and
+//! what each event does to this node's own connections.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::event::Event;
+use super::packet::{Codec, Drop, Envelope};
+use super::{Inbound, PeerAddr};
+use crate::app::App;
+use crate::config::ClusterSettings;
+use crate::frame::ServerFrame;
+use crate::hub::{CloseReason, Outgoing};
+use crate::ids::ConversationId;
+use crate::store::now_ms;
+
+/// Re-send requests per gap before giving up on the origin and catching up from storage.
+const MAX_ATTEMPTS: u32 = 20;
+/// Most packets asked for in one request.
+const MAX_RANGE: u64 = 256;
+/// How often gaps are re-requested and liveness is checked.
+const REPAIR_EVERY: Duration = Duration::from_millis(150);
+
+/// A peer as `/readyz` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerView {
+    pub node: String,
+    /// Milliseconds since its last packet.
+    pub last_heard_ms: u64,
+}
+
+/// What this node knows of one origin.
+struct Peer {
+    addr: PeerAddr,
+    epoch: u64,
+    /// Every packet up to here arrived (or was given up on).
+    contiguous: u64,
+    /// Packets above `contiguous` that arrived.
+    received: BTreeSet<u64>,
+    /// The highest number known to exist (from packets and heartbeats).
+    known: u64,
+    last_heartbeat_ts: i64,
+    last_heard: Instant,
+    attempts: u32,
+    alive: bool,
+}
+
+impl Peer {
+    fn missing(&self) -> Option<(u64, u64)> {
+        if self.contiguous >= self.known {
+            return None;
+        }
+        let from = self.contiguous + 1;
+        let next_received = self
+            .received
+            .iter()
+            .next()
+            .copied()
+            .unwrap_or(self.known + 1);
+        let to = (next_received - 1).min(from + MAX_RANGE - 1);
+        (to >= from).then_some((from, to))
+    }
+
+    fn mark(&mut self, n: u64) {
+        if n > self.contiguous {
+            self.received.insert(n);
+        }
+        self.known = self.known.max(n);
+        while self.received.remove(&(self.contiguous + 1)) {
+            self.contiguous += 1;
+        }
+    }
+
+    fn give_up_to(&mut self, n: u64) {
+        self.contiguous = self.contiguous.max(n);
+        self.received.retain(|r| *r > n);
+        while self.received.remove(&(self.contiguous + 1)) {
+            self.contiguous += 1;
+        }
+        self.attempts = 0;
+    }
+}
+
+/// The receiving side of the cluster.
+pub(super) struct Receiver {
+    app: Arc<App>,
+    me: String,
+    codec: Codec,
+    settings: ClusterSettings,
+    peers: HashMap<String, Peer>,
+    view: Arc<Mutex<Vec<PeerView>>>,
+}
+
+impl Receiver {
+    pub(super) fn new(
+        app: Arc<App>,
+        me: String,
+        codec: Codec,
+        settings: ClusterSettings,
+        view: Arc<Mutex<Vec<PeerView>>>,
+    ) -> Self {
+        Self {
+            app,
+            me,
+            codec,
+            settings,
+            peers: HashMap::new(),
+            view,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
+        let mut repair = tokio::time::interval(REPAIR_EVERY);
+        loop {
+            tokio::select! {
+                packet = inbound.recv() => match packet {
+                    Some(p) => self.packet(p).await,
+                    None => return,
+                },
+                _ = repair.tick() => self.repair().await,
+                _ = self.app.stopping.cancelled() => return,
+            }
+        }
+    }
+
+    fn drop_packet(&self, reason: Drop) {
+        self.app
+            .metrics
+            .cluster_dropped
+            .with_label_values(&[reason.label()])
+            .inc();
+    }
+
+    async fn packet(&mut self, inbound: Inbound) {
+        let envelope = match self.check(&inbound) {
+            Ok(e) => e,
+            Err(reason) => {
+                if reason != Drop::Own {
+                    tracing::debug!(reason = reason.label(), from = ?inbound.from, "cluster: dropped packet");
+                }
+                self.drop_packet(reason);
+                return;
+            }
+        };
+        let max_skew = self.settings.max_skew_ms;
+        let Envelope {
+            node,
+            epoch,
+            n,
+            ts,
+            event,
+            ..
+        } = envelope;
+        let addr = PeerAddr {
+            node: node.clone(),
+            udp: inbound.from,
+        };
+        let mut first_contact = false;
+        let peer = self.peers.entry(node.clone()).or_insert_with(|| {
+            first_contact = true;
+            Peer {
+                addr: addr.clone(),
+                epoch,
+                contiguous: 0,
+                received: BTreeSet::new(),
+                known: 0,
+                last_heartbeat_ts: 0,
+                last_heard: Instant::now(),
+                attempts: 0,
+                alive: true,
+            }
+        });
+        if epoch < peer.epoch || (now_ms() - ts).abs() > max_skew {
+            self.drop_packet(Drop::Stale);
+            return;
+        }
+        if epoch > peer.epoch {
+            // The origin restarted: its numbers start over.
+            *peer = Peer {
+                addr: addr.clone(),
+                epoch,
+                contiguous: 0,
+                received: BTreeSet::new(),
+                known: 0,
+                last_heartbeat_ts: 0,
+                last_heard: Instant::now(),
+                attempts: 0,
+                alive: true,
+            };
+            first_contact = true;
+        }
+        if first_contact {
+            // What it sent before we heard it is not ours to re-request: start from here and
+            // let local connections catch up from storage instead.
+            let before = match &event {
+                Event::Heartbeat { last } => *last,
+                _ if n > 0 => n - 1,
+                _ => 0,
+            };
+            peer.contiguous = before;
+            peer.known = before;
+        }
+        let control = event.is_control();
+        if control {
+            if let Event::Heartbeat { .. } = event {
+                if ts <= peer.last_heartbeat_ts {
+                    self.drop_packet(Drop::Replayed);
+                    return;
+                }
+                peer.last_heartbeat_ts = ts;
+            }
+        } else if n == 0 || n <= peer.contiguous || peer.received.contains(&n) {
+            self.drop_packet(Drop::Replayed);
+            return;
+        }
+        peer.addr = addr;
+        peer.last_heard = Instant::now();
+        let revived = !peer.alive;
+        peer.alive = true;
+        if !control {
+            peer.mark(n);
+        }
+        let peer_addr = peer.addr.clone();
+        match event {
+            Event::Heartbeat { last } => {
+                peer.known = peer.known.max(last);
+            }
+            Event::Resend { from, to } => {
+                if let Some(cluster) = &self.app.cluster {
+                    cluster.resend(peer_addr, from, to.min(from + MAX_RANGE));
+                }
+            }
+            Event::Gone { from, to } => {
+                tracing::warn!(%node, from, to, "cluster: origin no longer has packets; catching up from storage");
+                peer.give_up_to(to);
+                self.app.metrics.cluster_unrecovered.inc();
+                self.app.hub.resync_all();
+            }
+            other => apply(&self.app, &node, other).await,
+        }
+        if first_contact || revived {
+            tracing::info!(%node, "cluster: peer joined");
+            self.app.hub.resync_all();
+            self.introduce();
+        }
+        self.refresh_view();
+    }
+
+    /// Magic, MAC, cluster name, and not our own echo.
+    fn check(&self, inbound: &Inbound) -> Result<Envelope, Drop> {
+        let envelope = self.codec.open(&inbound.bytes)?;
+        if envelope.cluster != self.settings.name {
+            return Err(Drop::ForeignCluster);
+        }
+        if envelope.node == self.me {
+            return Err(Drop::Own);
+        }
+        Ok(envelope)
+    }
+
+    /// Tells a new peer who is connected here.
+    fn introduce(&self) {
+        let Some(cluster) = &self.app.cluster else {
+            return;
+        };
+        for user in self.app.hub.users() {
+            cluster.publish(Event::Presence {
+                user,
+                here: true,
+                notify: false,
+            });
+        }
+    }
+
+    /// Re-requests gaps; declares silent peers gone.
+    async fn repair(&mut self) {
+        let dead_after = Duration::from_millis(self.settings.peer_timeout_ms);
+        let mut resync = false;
+        let mut gone = Vec::new();
+        for (node, peer) in &mut self.peers {
+            if peer.alive && peer.last_heard.elapsed() > dead_after {
+                tracing::warn!(%node, "cluster: peer silent; considered gone");
+                peer.alive = false;
+                gone.push(node.clone());
+            }
+            let Some((from, to)) = peer.missing() else {
+                peer.attempts = 0;
+                continue;
+            };
+            if peer.attempts >= MAX_ATTEMPTS || !peer.alive {
+                tracing::warn!(%node, from, to, "cluster: gap not repaired; catching up from storage");
+                peer.give_up_to(to);
+                self.app.metrics.cluster_unrecovered.inc();
+                resync = true;
+                continue;
+            }
+            peer.attempts += 1;
+            if let Some(cluster) = &self.app.cluster {
+                cluster.control(peer.addr.clone(), Event::Resend { from, to });
+            }
+        }
+        for node in gone {
+            for user in self.app.presence.forget_node(&node) {
+                if !self.app.presence.is_online(user).await {
+                    self.app.announce_presence_local(user, false).await;
+                }
+            }
+        }
+        if resync {
+            self.app.hub.resync_all();
+        }
+        self.refresh_view();
+    }
+
+    fn refresh_view(&self) {
+        let view: Vec<PeerView> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.alive)
+            .map(|(node, p)| PeerView {
+                node: node.clone(),
+                last_heard_ms: p.last_heard.elapsed().as_millis() as u64,
+            })
+            .collect();
+        self.app.metrics.cluster_peers.set(view.len() as i64);
+        if let Ok(mut slot) = self.view.lock() {
+            *slot = view;
+        }
+    }
+}
+
+/// What an event from `origin` does here: always to this node's own connections only.
+async fn apply(app: &Arc<App>, origin: &str, event: Event) {
+    match event {
+        Event::Message {
+            conversation,
+            seq,
+            body,
+        } => {
+            let message = match body {
+                Some(body) => body.into_message(conversation, seq),
+                None => match app.store.message_at(conversation, seq).await {
+                    Ok(Some(m)) => m,
+                    Ok(None) => {
+                        tracing::warn!(%conversation, seq = seq.0, "cluster: referenced message not found");
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, "cluster: loading a referenced message");
+                        return;
+                    }
+                },
+            };
+            match local_audience(app, conversation).await {
+                Some(users) => app.deliver_local(&message, &users, None),
+                None => app.hub.resync_all(),
+            }
+        }
+        Event::Read {
+            conversation,
+            user,
+            seq,
+        } => {
+            let out = Outgoing::Frame(
+                ServerFrame::Read {
+                    conversation,
+                    user,
+                    seq,
+                }
+                .to_text()
+                .into(),
+            );
+            for member in local_audience(app, conversation).await.unwrap_or_default() {
+                app.hub.send_to_user(member, &out, None);
+            }
+        }
+        Event::Typing { from, conversation } => {
+            let out = Outgoing::Frame(ServerFrame::Typing { from, conversation }.to_text().into());
+            for member in local_audience(app, conversation).await.unwrap_or_default() {
+                if member != from {
+                    app.hub.send_to_user(member, &out, None);
+                }
+            }
+        }
+        Event::Presence { user, here, notify } => {
+            app.presence.remote(origin, user, here);
+            if notify {
+                app.announce_presence_local(user, here).await;
+            }
+        }
+        Event::SessionRevoked { token_hash } => {
+            app.hub.close_session(&token_hash, CloseReason::REVOKED)
+        }
+        Event::UserDeleted { user } => app.hub.close_user(user, CloseReason::REVOKED),
+        Event::Heartbeat { .. } | Event::Resend { .. } | Event::Gone { .. } => {}
+    }
+}
+
+/// The participants of a conversation who may be connected here (`None` if storage failed).
+async fn local_audience(
+    app: &App,
+    conversation: ConversationId,
+) -> Option<Vec<crate::ids::UserId>> {
+    match conversation {
+        ConversationId::Private(a, b) => Some(vec![a, b]),
+        ConversationId::System(u) => Some(vec![u]),
+        ConversationId::Group(c) => match app.store.member_ids(c).await {
+            Ok(members) => Some(
+                members
+                    .into_iter()
+                    .filter(|u| app.hub.has_user(*u))
+                    .collect(),
+            ),
+            Err(err) => {
+                tracing::error!(%err, "cluster: loading members");
+                None
+            }
+        },
+    }
+}
