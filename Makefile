@@ -1,5 +1,5 @@
 # Everyday commands; `make test` needs PostgreSQL, MariaDB and Redis (scripts/test.sh starts them).
-.PHONY: run test fmt lint openapi
+.PHONY: run test fmt lint openapi cluster bench
 
 run:
 	cargo run --release --bin chorus
@@ -16,3 +16,9 @@ lint:
 
 openapi:
 	cargo run --quiet --bin chorus -- openapi > swagger/openapi.json
+
+cluster:
+	bash scripts/cluster.sh
+
+bench:
+	bash scripts/bench.sh

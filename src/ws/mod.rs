@@ -91,11 +91,20 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
     let (sink, stream) = futures_util::StreamExt::split(socket);
     let sending = tokio::spawn(send::send_proc(app.clone(), node.clone(), queue, sink));
     recv::recv_proc(&app, &node, stream).await;
-    node.close(CloseReason::NORMAL);
+    if app.stopping.is_cancelled() {
+        // Shutdown closes every Node once the writer has stored and acked what it took, so
+        // those acks still reach this socket.
+        node.closing().await;
+    } else {
+        node.close(CloseReason::NORMAL);
+    }
     if let Err(err) = sending.await {
         tracing::warn!(%err, "send_proc panicked");
     }
 
+    if node.close_reason() == Some(CloseReason::SLOW) {
+        app.metrics.slow_closed.inc();
+    }
     let last_here = app.hub.unregister(&node);
     app.metrics.ws_connections.dec();
     let still_online = app.presence.down(user, node.id).await;
