@@ -70,6 +70,18 @@ ensure PostgreSQL 5432 start_postgres CHORUS_TEST_POSTGRES_URL \
 ensure MariaDB 3306 start_mariadb CHORUS_TEST_MYSQL_URL "mysql://root@127.0.0.1:3306/test"
 ensure Redis 6379 start_redis CHORUS_TEST_REDIS_URL "redis://127.0.0.1:6379"
 
+# tests/cluster_netns.rs (UDP packet loss) needs root, ip and iptables; without them it skips
+# with a warning (and fails under CI, where .ci/run installs iptables).
+if [[ -z ${CI:-} ]] && ! command -v iptables >/dev/null 2>&1; then
+    {
+        echo "################################################################"
+        echo "# NOTE: iptables is not installed: the UDP packet-loss cluster"
+        echo "# test (tests/cluster_netns.rs) will SKIP. To run it:"
+        echo "#   apt-get update && apt-get install -y iptables"
+        echo "################################################################"
+    } >&2
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast
     # nextest does not run doctests; run them only when a library has some.
