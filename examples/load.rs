@@ -79,6 +79,8 @@ async fn main() {
     let delivery = Arc::new(Mutex::new(Vec::<f64>::new()));
     let acks = Arc::new(Mutex::new(Vec::<f64>::new()));
     let mut tasks = Vec::new();
+    // Senders start together once every connection is open, so the clock times only traffic.
+    let go = Arc::new(tokio::sync::Barrier::new(args.pairs + 1));
     for pair in 0..args.pairs {
         let from_server = args.servers[pair % args.servers.len()].clone();
         let to_server = args.servers[(pair + 1) % args.servers.len()].clone();
@@ -115,7 +117,9 @@ async fn main() {
             }
             delivery.lock().await.extend(seen);
         });
+        let go = go.clone();
         let sender = tokio::spawn(async move {
+            go.wait().await;
             let mut in_flight = std::collections::HashMap::new();
             let mut sent = 0;
             let mut acked = 0;
@@ -150,6 +154,7 @@ async fn main() {
         tasks.push(receiver);
         tasks.push(sender);
     }
+    go.wait().await;
     let began = Instant::now();
     for task in tasks {
         task.await.expect("load task");

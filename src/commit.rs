@@ -290,6 +290,7 @@ fn reply(origin: Origin, client_id: Option<String>, result: Result<StoredMessage
                 Ok(m) => Outgoing::Ack {
                     conversation: m.conversation,
                     seq: m.seq,
+                    client_id: client_id.clone(),
                     text: ServerFrame::Ack {
                         id: client_id,
                         msg_id: m.id,
@@ -300,15 +301,20 @@ fn reply(origin: Origin, client_id: Option<String>, result: Result<StoredMessage
                     .to_text()
                     .into(),
                 },
-                Err(e) => Outgoing::Frame(
-                    ServerFrame::Error {
-                        id: client_id,
-                        code: e.code(),
-                        message: e.to_string(),
+                Err(e) => {
+                    if let Some(id) = &client_id {
+                        node.settle(id);
                     }
-                    .to_text()
-                    .into(),
-                ),
+                    Outgoing::Frame(
+                        ServerFrame::Error {
+                            id: client_id,
+                            code: e.code(),
+                            message: e.to_string(),
+                        }
+                        .to_text()
+                        .into(),
+                    )
+                }
             };
             node.push(out);
         }

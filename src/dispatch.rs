@@ -214,7 +214,12 @@ async fn send(
             )));
         }
     }
-    app.committer
+    if let Some(id) = &id {
+        node.expect_ack(id);
+    }
+    let settle = id.clone();
+    let submitted = app
+        .committer
         .submit(Submission {
             origin: Origin::Node(node.clone()),
             sender: Some(node.user),
@@ -223,8 +228,13 @@ async fn send(
             media,
             content,
         })
-        .await?;
-    Ok(())
+        .await;
+    if submitted.is_err() {
+        if let Some(id) = &settle {
+            node.settle(id);
+        }
+    }
+    Ok(submitted?)
 }
 
 /// Moves the reader's cursor and tells the other participants (and the reader's other devices).

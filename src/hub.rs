@@ -4,7 +4,7 @@
 //! a Node whose queue is full is closed (it catches up from storage when it reconnects), so one
 //! slow reader cannot hold up dispatch for anyone else.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -37,6 +37,7 @@ pub enum Outgoing {
     Ack {
         conversation: ConversationId,
         seq: Seq,
+        client_id: Option<String>,
         text: Arc<str>,
     },
     /// The client asked for everything after `after` in a conversation.
@@ -91,7 +92,12 @@ pub struct Node {
     last_seen: AtomicI64,
     queue: mpsc::Sender<Outgoing>,
     closed: CancellationToken,
+    /// Cancelled when the client is judged unable to take more: writes stop mid-way.
+    abandoned: CancellationToken,
     close_reason: Mutex<Option<CloseReason>>,
+    /// Client ids of this Node's sends that are not acked yet: storage may show those messages
+    /// before their ack is queued, and the sender must get the ack, not a copy.
+    pending: Mutex<HashSet<String>>,
 }
 
 impl Node {
@@ -114,7 +120,9 @@ impl Node {
             last_seen: AtomicI64::new(now),
             queue,
             closed: CancellationToken::new(),
+            abandoned: CancellationToken::new(),
             close_reason: Mutex::new(None),
+            pending: Mutex::default(),
         });
         (node, rx)
     }
@@ -146,12 +154,43 @@ impl Node {
         }
     }
 
-    /// Asks the Node's tasks to stop; the first reason given wins.
+    /// Asks the Node's tasks to stop; the first reason given wins. A slow or silent client is
+    /// abandoned: nothing more is written to it, not even what is queued.
     pub fn close(&self, reason: CloseReason) {
         if let Ok(mut slot) = self.close_reason.lock() {
             slot.get_or_insert(reason);
         }
+        if reason == CloseReason::SLOW || reason == CloseReason::IDLE {
+            self.abandoned.cancel();
+        }
         self.closed.cancel();
+    }
+
+    /// Resolves when writes to this client should stop at once.
+    pub async fn abandoned(&self) {
+        self.abandoned.cancelled().await
+    }
+
+    /// Notes a send of this Node waiting for its ack.
+    pub fn expect_ack(&self, client_id: &str) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(client_id.to_owned());
+        }
+    }
+
+    /// The send's ack (or error) is on its way: it no longer waits.
+    pub fn settle(&self, client_id: &str) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(client_id);
+        }
+    }
+
+    /// Whether a send with this client id still waits for its ack.
+    pub fn awaits_ack(&self, client_id: &str) -> bool {
+        self.pending
+            .lock()
+            .map(|p| p.contains(client_id))
+            .unwrap_or(false)
     }
 
     /// Resolves when the Node is asked to close.

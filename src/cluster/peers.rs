@@ -45,6 +45,9 @@ struct Peer {
     known: u64,
     last_heartbeat_ts: i64,
     last_heard: Instant,
+    /// Where the gap being repaired starts, and how often it was asked for: attempts count
+    /// only while no progress is made.
+    gap_from: u64,
     attempts: u32,
     alive: bool,
 }
@@ -170,6 +173,7 @@ impl Receiver {
                 known: 0,
                 last_heartbeat_ts: 0,
                 last_heard: Instant::now(),
+                gap_from: 0,
                 attempts: 0,
                 alive: true,
             }
@@ -188,6 +192,7 @@ impl Receiver {
                 known: 0,
                 last_heartbeat_ts: 0,
                 last_heard: Instant::now(),
+                gap_from: 0,
                 attempts: 0,
                 alive: true,
             };
@@ -291,6 +296,10 @@ impl Receiver {
                 peer.attempts = 0;
                 continue;
             };
+            if peer.gap_from != from {
+                peer.gap_from = from;
+                peer.attempts = 0;
+            }
             if peer.attempts >= MAX_ATTEMPTS || !peer.alive {
                 tracing::warn!(%node, from, to, "cluster: gap not repaired; catching up from storage");
                 peer.give_up_to(to);

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
@@ -98,16 +98,14 @@ impl Store {
             last_seq: Set(0),
             created_at: Set(now_ms()),
         };
-        let result = conversation::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(conversation::Column::Id)
-                    .do_nothing()
-                    .to_owned(),
-            )
+        // A plain insert whose unique violation means "already there": portable where
+        // `ON CONFLICT`/`INSERT IGNORE` spellings differ between the three backends.
+        match conversation::Entity::insert(row)
             .exec_without_returning(self.conn())
-            .await;
-        match result {
-            Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if StoreError::is_unique_violation(&e) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -407,20 +405,14 @@ impl Store {
             seq: Set(seq.0),
             updated_at: Set(now_ms()),
         };
-        let inserted = read_cursor::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([
-                    read_cursor::Column::UserId,
-                    read_cursor::Column::ConversationId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
+        // No row yet, or a row already at or past `seq` (then the insert's unique violation
+        // means there was nothing to move).
+        match read_cursor::Entity::insert(row)
             .exec_without_returning(self.conn())
-            .await;
-        match inserted {
+            .await
+        {
             Ok(n) => Ok(n > 0),
-            Err(DbErr::RecordNotInserted) => Ok(false),
+            Err(e) if StoreError::is_unique_violation(&e) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

@@ -1,10 +1,13 @@
 //! `send_proc`: the only writer of a connection's socket, and the keeper of its order.
 //!
 //! It first replays what the user missed (everything after their read cursors), then drains the
-//! queue. Per conversation it remembers the last seq this connection has been sent: a message at
-//! or below it is a repeat and is dropped; one beyond the next expected seq means something was
-//! missed, and the gap is filled from storage first. So a connection gets every message of a
-//! conversation once and in seq order, however messages reach the queue.
+//! queue. Per conversation it remembers which seqs this connection holds: everything up to a
+//! floor (the read cursor it started from) is known to the user, everything from there up to the
+//! last seq sent was sent here. A message at or below that is a repeat and is dropped; one beyond
+//! the next expected seq means something was missed, and the gap is filled from storage first.
+//! So a connection gets every message of a conversation once and in seq order, however messages
+//! reach the queue. A `sync` asking for less than the floor lowers it and sends what lies between.
+//! The connection's own sends come back as acks, never as copies.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +38,16 @@ enum SendFailure {
     Socket(#[from] warp::Error),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    #[error("client abandoned")]
+    Abandoned,
+}
+
+/// What one connection holds of one conversation: `floor` and below was known before (not sent
+/// here); `(floor, sent]` was sent here.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    floor: Seq,
+    sent: Seq,
 }
 
 /// The connection's writer with its per-conversation high-water marks.
@@ -42,7 +55,7 @@ struct Writer {
     app: Arc<App>,
     node: Arc<Node>,
     sink: Sink,
-    sent: HashMap<ConversationId, Seq>,
+    marks: HashMap<ConversationId, Mark>,
 }
 
 pub(super) async fn send_proc(
@@ -55,7 +68,7 @@ pub(super) async fn send_proc(
         app,
         node: node.clone(),
         sink,
-        sent: HashMap::new(),
+        marks: HashMap::new(),
     };
     let result = async {
         writer.catch_up().await?;
@@ -68,7 +81,7 @@ pub(super) async fn send_proc(
             let Some(out) = out else { break };
             writer.handle(out).await?;
             if queue.is_empty() {
-                writer.sink.flush().await?;
+                writer.flush().await?;
             }
         }
         Ok::<(), SendFailure>(())
@@ -84,7 +97,7 @@ pub(super) async fn send_proc(
             while let Ok(out) = queue.try_recv() {
                 writer.handle(out).await?;
             }
-            writer.sink.flush().await?;
+            writer.flush().await?;
             Ok::<(), SendFailure>(())
         };
         let _ = tokio::time::timeout(FLUSH_LIMIT, flush).await;
@@ -98,9 +111,20 @@ pub(super) async fn send_proc(
 }
 
 impl Writer {
+    /// Queues a frame on the socket; gives up at once if the client is abandoned (a full
+    /// socket would otherwise hold this task, and the connection, forever).
     async fn text(&mut self, text: &str) -> Result<(), SendFailure> {
-        self.sink.feed(Message::text(text)).await?;
-        Ok(())
+        tokio::select! {
+            sent = self.sink.feed(Message::text(text)) => Ok(sent?),
+            _ = self.node.abandoned() => Err(SendFailure::Abandoned),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), SendFailure> {
+        tokio::select! {
+            flushed = self.sink.flush() => Ok(flushed?),
+            _ = self.node.abandoned() => Err(SendFailure::Abandoned),
+        }
     }
 
     /// Everything this connection does not have yet: at connect, all after the user's read
@@ -115,49 +139,90 @@ impl Writer {
         let cursors = store.read_cursors(user).await?;
         for (conversation, last) in conversations {
             let from = cursors.get(&conversation).copied().unwrap_or(Seq(0));
-            self.sent.entry(conversation).or_insert(from);
+            self.marks.entry(conversation).or_insert(Mark {
+                floor: from,
+                sent: from,
+            });
             self.fill(conversation, last).await?;
         }
-        self.sink.flush().await?;
-        Ok(())
+        self.flush().await
     }
 
     /// The last seq this connection has of `conversation`; for a conversation it has not seen
     /// yet, the user's read cursor (they have everything up to there).
     async fn high_water(&mut self, conversation: ConversationId) -> Result<Seq, SendFailure> {
-        if let Some(seq) = self.sent.get(&conversation) {
-            return Ok(*seq);
+        Ok(self.mark(conversation).await?.sent)
+    }
+
+    async fn mark(&mut self, conversation: ConversationId) -> Result<Mark, SendFailure> {
+        if let Some(mark) = self.marks.get(&conversation) {
+            return Ok(*mark);
         }
         let seq = self
             .app
             .store
             .read_cursor(self.node.user, conversation)
             .await?;
-        self.sent.insert(conversation, seq);
-        Ok(seq)
+        let mark = Mark {
+            floor: seq,
+            sent: seq,
+        };
+        self.marks.insert(conversation, mark);
+        Ok(mark)
+    }
+
+    fn set_sent(&mut self, conversation: ConversationId, seq: Seq) {
+        if let Some(mark) = self.marks.get_mut(&conversation) {
+            mark.sent = mark.sent.max(seq);
+        }
+    }
+
+    /// Sends stored messages with seq in `(after, until]`, except this Node's own sends that
+    /// still wait for their ack (the ack stands for them).
+    async fn send_range(
+        &mut self,
+        conversation: ConversationId,
+        after: Seq,
+        until: Seq,
+    ) -> Result<Option<Seq>, SendFailure> {
+        let mut from = after;
+        let mut last_sent = None;
+        while from < until {
+            let want = (until.0 - from.0).min(PAGE as i64) as u64;
+            let page = self
+                .app
+                .store
+                .messages_after(conversation, from, want)
+                .await?;
+            let Some(last) = page.last().map(|m| m.seq) else {
+                break;
+            };
+            for message in page.iter().filter(|m| m.seq <= until) {
+                let own_pending = message.sender == Some(self.node.user)
+                    && message
+                        .client_id
+                        .as_deref()
+                        .is_some_and(|id| self.node.awaits_ack(id));
+                if !own_pending {
+                    self.text(&ServerFrame::stored(message).to_text()).await?;
+                }
+                last_sent = Some(message.seq);
+            }
+            from = last;
+        }
+        Ok(last_sent)
     }
 
     /// Sends stored messages of `conversation` from the high-water mark up to `until`.
     async fn fill(&mut self, conversation: ConversationId, until: Seq) -> Result<(), SendFailure> {
-        loop {
-            let have = self.high_water(conversation).await?;
-            if have >= until {
-                return Ok(());
-            }
-            let want = (until.0 - have.0).min(PAGE as i64) as u64;
-            let page = self
-                .app
-                .store
-                .messages_after(conversation, have, want)
-                .await?;
-            let Some(last) = page.last().map(|m| m.seq) else {
-                return Ok(());
-            };
-            for message in &page {
-                self.text(&ServerFrame::stored(message).to_text()).await?;
-            }
-            self.sent.insert(conversation, last);
+        let have = self.high_water(conversation).await?;
+        if have >= until {
+            return Ok(());
         }
+        if let Some(last) = self.send_range(conversation, have, until).await? {
+            self.set_sent(conversation, last);
+        }
+        Ok(())
     }
 
     async fn handle(&mut self, out: Outgoing) -> Result<(), SendFailure> {
@@ -175,18 +240,22 @@ impl Writer {
                 }
                 self.fill(conversation, Seq(seq.0 - 1)).await?;
                 self.text(&text).await?;
-                self.sent.insert(conversation, seq);
+                self.set_sent(conversation, seq);
                 Ok(())
             }
             Outgoing::Ack {
                 conversation,
                 seq,
+                client_id,
                 text,
             } => {
                 let have = self.high_water(conversation).await?;
                 if seq > have {
                     self.fill(conversation, Seq(seq.0 - 1)).await?;
-                    self.sent.insert(conversation, seq);
+                    self.set_sent(conversation, seq);
+                }
+                if let Some(id) = &client_id {
+                    self.node.settle(id);
                 }
                 self.text(&text).await
             }
@@ -194,8 +263,19 @@ impl Writer {
                 conversation,
                 after,
             } => {
-                let have = self.high_water(conversation).await?;
-                self.sent.insert(conversation, have.max(after));
+                let mark = self.mark(conversation).await?;
+                if after < mark.floor {
+                    // The client lacks what this connection assumed it had: send that part.
+                    self.send_range(conversation, after, mark.floor).await?;
+                    if let Some(m) = self.marks.get_mut(&conversation) {
+                        m.floor = after;
+                    }
+                } else if after > mark.sent {
+                    // The client already has more than was sent here (another device).
+                    if let Some(m) = self.marks.get_mut(&conversation) {
+                        m.sent = after;
+                    }
+                }
                 let last = self.app.store.last_seq(conversation).await?;
                 self.fill(conversation, last).await
             }
