@@ -92,3 +92,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast
 fi
+
+# The browser test of the web page (e2e/): skips loudly without Chromium, except under CI.
+bash e2e/run.sh
