@@ -341,7 +341,16 @@ function renderLists() {
     friendUnread += unreadCount(c);
     return convItem(c, u.name, avatar(u.name, u.avatar), { presence: u.online ? 'online' : 'offline' });
   }));
-  $('friends-empty').hidden = friends.length > 0;
+  // Conversations with people who are not (or no longer) friends stay reachable.
+  const strangers = [...S.convs.values()].filter((c) => c.kind === 'private' && !S.contacts.has(c.peer)
+    && (c.msgs.size > 0 || S.active === c.id));
+  strangers.sort((a, b) => activity(b) - activity(a));
+  for (const c of strangers) {
+    friendUnread += unreadCount(c);
+    const u = S.users.get(c.peer);
+    $('friend-list').append(convItem(c, u?.name || userName(c.peer), avatar(u?.name || '?', u?.avatar)));
+  }
+  $('friends-empty').hidden = friends.length + strangers.length > 0;
 
   const groups = [...S.groups.values()].map((g) => ({ g, c: conv(`g:${g.id}`) }));
   groups.sort((a, b) => activity(b.c) - activity(a.c) || a.g.name.localeCompare(b.g.name));
@@ -1199,6 +1208,7 @@ $('unfriend-btn').addEventListener('click', async () => {
     if (err.code !== 'not_a_contact') { toast(err.message); return; }
   }
   S.contacts.delete(c.peer);
+  S.convs.delete(c.id);
   closeChat();
 });
 
