@@ -73,6 +73,10 @@ impl CloseReason {
         code: 1001,
         reason: "server shutting down",
     };
+    pub const INTERNAL: Self = Self {
+        code: 1011,
+        reason: "server error; reconnect",
+    };
     pub const REVOKED: Self = Self {
         code: 4401,
         reason: "session ended",

@@ -22,6 +22,8 @@ use crate::store::now_ms;
 const MAX_ATTEMPTS: u32 = 20;
 /// Most packets asked for in one request.
 const MAX_RANGE: u64 = 256;
+/// Most requests sent to one peer per repair round.
+const MAX_RANGES: usize = 64;
 /// How often gaps are re-requested and liveness is checked.
 const REPAIR_EVERY: Duration = Duration::from_millis(150);
 
@@ -45,27 +47,29 @@ struct Peer {
     known: u64,
     last_heartbeat_ts: i64,
     last_heard: Instant,
-    /// Where the gap being repaired starts, and how often it was asked for: attempts count
-    /// only while no progress is made.
+    /// Where the oldest gap starts, and for how many rounds it has been asked for: attempts
+    /// count only while that gap stays open.
     gap_from: u64,
     attempts: u32,
     alive: bool,
 }
 
 impl Peer {
-    fn missing(&self) -> Option<(u64, u64)> {
-        if self.contiguous >= self.known {
-            return None;
+    /// The runs of missing numbers, oldest first, each at most [`MAX_RANGE`] long, at most
+    /// [`MAX_RANGES`] of them.
+    fn missing(&self) -> Vec<(u64, u64)> {
+        let mut runs = Vec::new();
+        let mut expect = self.contiguous + 1;
+        let received = self.received.iter().copied().chain([self.known + 1]);
+        for next in received {
+            while next > expect && runs.len() < MAX_RANGES {
+                let to = (next - 1).min(expect + MAX_RANGE - 1);
+                runs.push((expect, to));
+                expect = to + 1;
+            }
+            expect = expect.max(next + 1);
         }
-        let from = self.contiguous + 1;
-        let next_received = self
-            .received
-            .iter()
-            .next()
-            .copied()
-            .unwrap_or(self.known + 1);
-        let to = (next_received - 1).min(from + MAX_RANGE - 1);
-        (to >= from).then_some((from, to))
+        runs
     }
 
     fn mark(&mut self, n: u64) {
@@ -292,7 +296,8 @@ impl Receiver {
                 peer.alive = false;
                 gone.push(node.clone());
             }
-            let Some((from, to)) = peer.missing() else {
+            let runs = peer.missing();
+            let Some(&(from, _)) = runs.first() else {
                 peer.attempts = 0;
                 continue;
             };
@@ -301,6 +306,7 @@ impl Receiver {
                 peer.attempts = 0;
             }
             if peer.attempts >= MAX_ATTEMPTS || !peer.alive {
+                let to = peer.known;
                 tracing::warn!(%node, from, to, "cluster: gap not repaired; catching up from storage");
                 peer.give_up_to(to);
                 self.app.metrics.cluster_unrecovered.inc();
@@ -309,7 +315,9 @@ impl Receiver {
             }
             peer.attempts += 1;
             if let Some(cluster) = &self.app.cluster {
-                cluster.control(peer.addr.clone(), Event::Resend { from, to });
+                for (from, to) in runs {
+                    cluster.control(peer.addr.clone(), Event::Resend { from, to });
+                }
             }
         }
         for node in gone {
@@ -429,5 +437,50 @@ async fn local_audience(
                 None
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(contiguous: u64, received: &[u64], known: u64) -> Peer {
+        Peer {
+            addr: PeerAddr {
+                node: "p".into(),
+                udp: None,
+            },
+            epoch: 1,
+            contiguous,
+            received: received.iter().copied().collect(),
+            known,
+            last_heartbeat_ts: 0,
+            last_heard: Instant::now(),
+            gap_from: 0,
+            attempts: 0,
+            alive: true,
+        }
+    }
+
+    #[test]
+    fn every_gap_and_the_lost_tail_are_asked_for() {
+        assert_eq!(peer(5, &[], 5).missing(), vec![]);
+        assert_eq!(
+            peer(2, &[4, 5, 9], 12).missing(),
+            vec![(3, 3), (6, 8), (10, 12)]
+        );
+        let long = peer(0, &[], 600).missing();
+        assert_eq!(long, vec![(1, 256), (257, 512), (513, 600)]);
+    }
+
+    #[test]
+    fn marking_advances_over_received_runs() {
+        let mut p = peer(2, &[4, 5], 5);
+        p.mark(3);
+        assert_eq!((p.contiguous, p.received.len()), (5, 0));
+        p.mark(9);
+        p.give_up_to(7);
+        assert_eq!(p.contiguous, 7);
+        assert_eq!(p.missing(), vec![(8, 8)]);
     }
 }

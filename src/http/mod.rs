@@ -34,6 +34,8 @@ use crate::ids::UserId;
 
 /// Largest JSON body any route accepts.
 pub const JSON_BODY_LIMIT: u64 = 64 * 1024;
+/// Largest body read (and then refused) rather than cut off unread.
+const JSON_BODY_DRAIN_LIMIT: u64 = 1024 * 1024;
 
 /// What a handler returns.
 pub type ApiResult = Result<Response, ApiError>;
@@ -119,9 +121,14 @@ pub async fn caller_for_token(app: &App, token: &str) -> Result<Caller, ApiError
 /// not JSON or not the expected shape.
 pub fn json_body<T: DeserializeOwned + Send>(
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    warp::body::content_length_limit(JSON_BODY_LIMIT)
+    // A body a little over the limit is still read, so the client gets its 413 instead of a
+    // reset connection while it is still sending; a far bigger one is refused unread.
+    warp::body::content_length_limit(JSON_BODY_DRAIN_LIMIT)
         .and(warp::body::bytes())
         .and_then(|body: Bytes| async move {
+            if body.len() as u64 > JSON_BODY_LIMIT {
+                return Err(Rejection::from(ApiError::PayloadTooLarge(JSON_BODY_LIMIT)));
+            }
             serde_json::from_slice::<T>(&body)
                 .map_err(|e| Rejection::from(ApiError::MalformedJson(e.to_string())))
         })

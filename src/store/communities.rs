@@ -7,7 +7,7 @@ use sea_orm::{
     QuerySelect, Set, TransactionTrait,
 };
 
-use super::entity::{community, community_member, user};
+use super::entity::{community, community_member};
 use super::users::name_key;
 use super::{contains_pattern, now_ms, Community, Store, StoreError, User};
 use crate::ids::{CommunityId, ConversationId, UserId};
@@ -170,14 +170,7 @@ impl Store {
     /// The members of a community as users, by name.
     pub async fn members(&self, id: CommunityId) -> Result<Vec<User>, StoreError> {
         let ids = self.member_ids(id).await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(user::Entity::find()
-            .filter(user::Column::Id.is_in(ids.iter().map(|u| u.0)))
-            .order_by_asc(user::Column::NameKey)
-            .all(self.conn())
-            .await?)
+        self.users_by_name(&ids).await
     }
 
     /// Member counts for the given communities (for the community JSON).

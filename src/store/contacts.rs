@@ -1,11 +1,9 @@
 //! Friendships. Adding is mutual at once (GinChat's model): two rows, one per direction,
 //! written and removed in one transaction so the pair can never be half there.
 
-use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait};
 
-use super::entity::{contact, user};
+use super::entity::contact;
 use super::{now_ms, Store, StoreError, User};
 use crate::ids::UserId;
 
@@ -60,14 +58,7 @@ impl Store {
     /// `user`'s contacts, by name.
     pub async fn contacts(&self, user: UserId) -> Result<Vec<User>, StoreError> {
         let ids = self.contact_ids(user).await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(user::Entity::find()
-            .filter(user::Column::Id.is_in(ids.iter().map(|u| u.0)))
-            .order_by_asc(user::Column::NameKey)
-            .all(self.conn())
-            .await?)
+        self.users_by_name(&ids).await
     }
 
     /// The ids of `user`'s contacts (who hears about their presence).

@@ -74,6 +74,18 @@ impl Store {
             .await?)
     }
 
+    /// Users by ids, by name; unknown ids are skipped.
+    pub(super) async fn users_by_name(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.iter().map(|u| u.0)))
+            .order_by_asc(user::Column::NameKey)
+            .all(self.conn())
+            .await?)
+    }
+
     /// The user with this name, case-insensitively (for log-in).
     pub async fn user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
         Ok(user::Entity::find()

@@ -28,6 +28,8 @@ use crate::store::StoreError;
 const PAGE: u64 = 500;
 /// How long a closing connection may take to flush what is already queued.
 const FLUSH_LIMIT: Duration = Duration::from_secs(2);
+/// How long an abandoned (stuck) client gets to take its close frame.
+const ABANDON_CLOSE_LIMIT: Duration = Duration::from_millis(50);
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -87,9 +89,16 @@ pub(super) async fn send_proc(
         Ok::<(), SendFailure>(())
     }
     .await;
-    if let Err(err) = &result {
-        tracing::debug!(node = node.id.0, %err, "send_proc stopped");
+    match &result {
+        Err(SendFailure::Store(err)) => {
+            tracing::warn!(node = node.id.0, %err, "send_proc: storage failed; closing");
+            node.close(CloseReason::INTERNAL);
+        }
+        Err(err) => tracing::debug!(node = node.id.0, %err, "send_proc stopped"),
+        Ok(()) => {}
     }
+    // Whatever ended the writer ends the connection (the reader is told to stop too).
+    node.close(CloseReason::NORMAL);
     let reason = node.close_reason().unwrap_or(CloseReason::NORMAL);
     if result.is_ok() && reason != CloseReason::SLOW {
         // Flush what was queued before the close (acks above all), within a bound.
@@ -102,8 +111,14 @@ pub(super) async fn send_proc(
         };
         let _ = tokio::time::timeout(FLUSH_LIMIT, flush).await;
     }
+    // An abandoned client is not reading: one short try at the close frame, then hang up.
+    let close_limit = if matches!(result, Err(SendFailure::Abandoned)) {
+        ABANDON_CLOSE_LIMIT
+    } else {
+        FLUSH_LIMIT
+    };
     let close = Message::close_with(reason.code, reason.reason);
-    let _ = tokio::time::timeout(FLUSH_LIMIT, async {
+    let _ = tokio::time::timeout(close_limit, async {
         let _ = writer.sink.send(close).await;
         let _ = writer.sink.close().await;
     })
