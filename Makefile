@@ -1,5 +1,5 @@
 # Everyday commands; `make test` needs PostgreSQL, MariaDB and Redis (scripts/test.sh starts them).
-.PHONY: run test fmt lint openapi cluster bench
+.PHONY: run test fmt lint openapi cluster bench screenshots
 
 run:
 	cargo run --release --bin chorus
@@ -22,3 +22,7 @@ cluster:
 
 bench:
 	bash scripts/bench.sh
+
+# Re-takes the README's screenshots (docs/screenshots) with the browser test.
+screenshots:
+	CHORUS_E2E_SCREENSHOTS=$(CURDIR)/docs/screenshots bash e2e/run.sh
