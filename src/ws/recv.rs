@@ -12,6 +12,9 @@ use crate::app::App;
 use crate::dispatch::{dispatch, parse, FrameError};
 use crate::hub::{Node, Outgoing};
 
+/// How long a stopping node waits for a client to answer its close frame.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
 /// A token bucket: `rate` frames a second on average, bursts up to `burst`.
 struct RateLimit {
     rate: f64,
@@ -57,12 +60,29 @@ pub(super) async fn recv_proc(
     // Presence entries in Redis live a heartbeat timeout; refresh well before that.
     let refresh_every = Duration::from_secs(chat.heartbeat_timeout_secs.max(3) / 3);
     let mut refreshed = Instant::now();
+    // Once the node is stopping, frames are read and dropped (never acked, so clients send them
+    // again elsewhere) until the client answers the close frame: closing a socket with unread
+    // data would reset it and could cost the client acks still in flight to it.
+    let mut draining = false;
     loop {
         let next = tokio::select! {
             next = stream.next() => next,
-            _ = node.closing() => break,
-            _ = app.stopping.cancelled() => break,
+            _ = node.closing(), if !draining => break,
+            _ = app.stopping.cancelled(), if !draining => {
+                draining = true;
+                continue;
+            }
+            _ = async {
+                node.closing().await;
+                tokio::time::sleep(DRAIN_LIMIT).await;
+            }, if draining => break,
         };
+        if draining {
+            match next {
+                Some(Ok(m)) if !m.is_close() => continue,
+                _ => break,
+            }
+        }
         let message = match next {
             Some(Ok(m)) => m,
             Some(Err(err)) => {

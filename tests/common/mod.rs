@@ -521,6 +521,25 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Sends SIGTERM and waits (up to 30 s) for the process to exit; returns its status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: signalling our own child, which has not been reaped yet.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(sent, 0, "SIGTERM to {pid} failed");
+        wait_for(
+            Duration::from_secs(30),
+            "chorus to exit after SIGTERM",
+            || {
+                let status = self.child.try_wait().expect("try_wait");
+                async move { status }
+            },
+        )
+        .await
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
