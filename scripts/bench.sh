@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Throughput and latency figures: starts release nodes on a fresh SQLite file (one node, then
 # three in a UDP cluster on loopback) and drives them with examples/load.rs.
-# Usage: scripts/bench.sh [pairs] [messages-per-pair]
+# Usage: scripts/bench.sh [pairs] [messages-per-pair] [window (unacked sends in flight)]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 pairs=${1:-20}
 messages=${2:-500}
+window=${3:-64}
 
 cargo build --release --bin chorus --example load
 work=$(mktemp -d)
@@ -27,7 +28,7 @@ start_node() { # name port [extra env...]
 
 echo "== one node, SQLite"
 DB=single.db start_node single 18181
-./target/release/examples/load --server http://127.0.0.1:18181 --pairs "$pairs" --messages "$messages"
+./target/release/examples/load --server http://127.0.0.1:18181 --pairs "$pairs" --messages "$messages" --window "$window"
 kill "${pids[@]}"; wait 2>/dev/null || true; pids=()
 
 echo "== three nodes, one SQLite file, UDP broadcast on 127.255.255.255"
@@ -41,4 +42,4 @@ for _ in $(seq 100); do
     curl -s http://127.0.0.1:18281/readyz | grep -q '"n2","n3"\|"n3","n2"' && break; sleep 0.1
 done
 ./target/release/examples/load --server http://127.0.0.1:18281 --server http://127.0.0.1:18282 \
-    --server http://127.0.0.1:18283 --pairs "$pairs" --messages "$messages"
+    --server http://127.0.0.1:18283 --pairs "$pairs" --messages "$messages" --window "$window"
