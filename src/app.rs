@@ -46,9 +46,8 @@ impl App {
             seq: message.seq,
             text: ServerFrame::stored(message).to_text().into(),
         };
-        for user in recipients {
-            self.hub.send_to_user(*user, &out, except);
-        }
+        self.hub
+            .send_to_users(recipients.iter().copied(), &out, except);
     }
 
     /// Tells every peer (no-op outside a cluster).
@@ -68,8 +67,6 @@ impl App {
             }
         };
         let out = Outgoing::Frame(ServerFrame::Presence { user, online }.to_text().into());
-        for contact in contacts {
-            self.hub.send_to_user(contact, &out, None);
-        }
+        self.hub.send_to_users(contacts, &out, None);
     }
 }

@@ -152,10 +152,8 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
             }
             .to_text()
             .into();
-            for user in audience.into_iter().filter(|u| *u != node.user) {
-                app.hub
-                    .send_to_user(user, &Outgoing::Frame(text.clone()), None);
-            }
+            let others = audience.into_iter().filter(|u| *u != node.user);
+            app.hub.send_to_users(others, &Outgoing::Frame(text), None);
             app.publish(Event::Typing {
                 from: node.user,
                 conversation,
@@ -264,9 +262,7 @@ async fn read(
         .to_text()
         .into(),
     );
-    for user in audience {
-        app.hub.send_to_user(user, &out, Some(node.id));
-    }
+    app.hub.send_to_users(audience, &out, Some(node.id));
     app.publish(Event::Read {
         conversation,
         user: node.user,

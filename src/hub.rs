@@ -251,12 +251,20 @@ impl Hub {
         false
     }
 
-    /// Queues `out` on every Node of `user` but `except`.
-    pub fn send_to_user(&self, user: UserId, out: &Outgoing, except: Option<NodeId>) {
+    /// Queues `out` on every Node of every one of `users` but `except` (one lock for all: a
+    /// group's fan-out is a single pass).
+    pub fn send_to_users(
+        &self,
+        users: impl IntoIterator<Item = UserId>,
+        out: &Outgoing,
+        except: Option<NodeId>,
+    ) {
         let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(list) = map.get(&user) {
-            for node in list.iter().filter(|n| Some(n.id) != except) {
-                node.push(out.clone());
+        for user in users {
+            for node in map.get(&user).into_iter().flatten() {
+                if Some(node.id) != except {
+                    node.push(out.clone());
+                }
             }
         }
     }

@@ -391,17 +391,14 @@ async fn apply(app: &Arc<App>, origin: &str, event: Event) {
                 .to_text()
                 .into(),
             );
-            for member in local_audience(app, conversation).await.unwrap_or_default() {
-                app.hub.send_to_user(member, &out, None);
-            }
+            let members = local_audience(app, conversation).await.unwrap_or_default();
+            app.hub.send_to_users(members, &out, None);
         }
         Event::Typing { from, conversation } => {
             let out = Outgoing::Frame(ServerFrame::Typing { from, conversation }.to_text().into());
-            for member in local_audience(app, conversation).await.unwrap_or_default() {
-                if member != from {
-                    app.hub.send_to_user(member, &out, None);
-                }
-            }
+            let members = local_audience(app, conversation).await.unwrap_or_default();
+            let others = members.into_iter().filter(|u| *u != from);
+            app.hub.send_to_users(others, &out, None);
         }
         Event::Presence { user, here, notify } => {
             app.presence.remote(origin, user, here);

@@ -82,12 +82,12 @@ pub struct CreateCommunity {
 }
 
 async fn views(app: &App, communities: Vec<Community>) -> Result<Vec<CommunityView>, ApiError> {
-    let ids: Vec<CommunityId> = communities.iter().map(CommunityView::key).collect();
+    let ids: Vec<CommunityId> = communities.iter().map(|c| CommunityId(c.id)).collect();
     let counts = app.store.member_counts(&ids).await?;
     Ok(communities
         .into_iter()
         .map(|c| {
-            let n = counts.get(&CommunityView::key(&c)).copied().unwrap_or(0);
+            let n = counts.get(&CommunityId(c.id)).copied().unwrap_or(0);
             CommunityView::new(c, n)
         })
         .collect())

@@ -4,7 +4,6 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::ids::CommunityId;
 use crate::store::{Attachment, Community, User};
 
 /// A user as others see it. `online` is live presence.
@@ -59,11 +58,6 @@ impl CommunityView {
             member_count,
             created_at: community.created_at,
         }
-    }
-
-    /// The community's id as a typed id.
-    pub fn key(community: &Community) -> CommunityId {
-        CommunityId(community.id)
     }
 }
 
