@@ -344,6 +344,12 @@ test('friends, private chat, images, groups, history, reconnect and screenshots'
     const seqs = await assertNoDuplicates(bob);
     assert.deepEqual(seqs, [1, 2, 3, 4, 5, 6]);
 
+    // "Seen" survives a reload too: the page asks where the others stand.
+    await alice.reload();
+    await alice.locator('#me-name', { hasText: 'alice' }).waitFor();
+    await open(alice, 'friend-list', 'bob');
+    await alice.locator('#msg-list li.msg.mine .receipt', { hasText: 'Seen' }).waitFor();
+
     await open(bob, 'group-list', 'Weekend hikers');
     await bubbles(bob, 'Count me in 🥾').waitFor();
     await bob.locator('#history-start').waitFor();

@@ -49,6 +49,7 @@ const ROUTES: &[&str] = &[
     "/api/communities/{id}/members",
     "/api/communities/{id}/members/me",
     "/api/conversations/{conversation}/messages",
+    "/api/conversations/{conversation}/reads",
     "/api/attachments",
     "/api/system-messages",
     "/uploads/{file}",

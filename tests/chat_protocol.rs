@@ -372,6 +372,16 @@ async fn read_cursor_limits_replay_and_is_forwarded() {
         expected,
         "bob's other device must learn it too"
     );
+    // A page that loads now learns the same from REST; a stranger learns nothing.
+    let reads = s
+        .get(&format!("/api/conversations/{conv}/reads"), alice.t())
+        .await;
+    reads.expect(200);
+    assert_eq!(reads.json(), json!([{"user": bob.id, "seq": 3}]));
+    let carol = s.user("carol").await;
+    s.get(&format!("/api/conversations/{conv}/reads"), carol.t())
+        .await
+        .expect_error(403, "forbidden");
     // The reading connection itself gets no echo: its next frame is a marker.
     a.private_acked("c-6", bob.id, "m6").await;
     assert_message(

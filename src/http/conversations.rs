@@ -1,8 +1,10 @@
-//! History: `GET /api/conversations/{conversation}/messages`, paged by seq, participants only.
+//! History (`GET /api/conversations/{conversation}/messages`, paged by seq) and read positions
+//! (`GET /api/conversations/{conversation}/reads`), for participants only.
 
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -20,14 +22,66 @@ const DEFAULT_LIMIT: u64 = 50;
 const MAX_LIMIT: u64 = 200;
 
 pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
-    warp::path!("api" / "conversations" / String / "messages")
+    let history = warp::path!("api" / "conversations" / String / "messages")
         .and(warp::get())
         .and(with_app(app))
         .and(authed(app))
         .and(warp::query::<HistoryQuery>())
-        .then(history)
+        .then(history);
+    let reads = warp::path!("api" / "conversations" / String / "reads")
+        .and(warp::get())
+        .and(with_app(app))
+        .and(authed(app))
+        .then(reads);
+    history
+        .or(reads)
+        .unify()
         .map(|r: ApiResult| warp::Reply::into_response(r))
         .boxed()
+}
+
+/// How far one participant has read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadPosition {
+    pub user: i64,
+    pub seq: i64,
+}
+
+/// The conversation, if `caller` takes part in it.
+async fn conversation_of(
+    app: &App,
+    caller: &Caller,
+    conversation: &str,
+) -> Result<ConversationId, ApiError> {
+    let conversation: ConversationId = conversation
+        .parse()
+        .map_err(|_| ApiError::NotFound("conversation"))?;
+    if !participates(app, caller.user, conversation).await? {
+        return Err(ApiError::Forbidden("you are not in this conversation"));
+    }
+    Ok(conversation)
+}
+
+#[utoipa::path(get, path = "/api/conversations/{conversation}/reads", tag = "messages",
+    security(("bearer" = [])),
+    params(("conversation" = String, Path, description = "`p:{low}:{high}`, `g:{community}` or `s:{user}`")),
+    responses(
+        (status = 200, description = "Each participant's read cursor (the `read` frames, for a page that just loaded)", body = [ReadPosition]),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)))]
+async fn reads(conversation: String, app: Arc<App>, caller: Caller) -> ApiResult {
+    let conversation = conversation_of(&app, &caller, &conversation).await?;
+    let positions: Vec<ReadPosition> = app
+        .store
+        .read_cursors_in(conversation)
+        .await?
+        .into_iter()
+        .map(|(user, seq)| ReadPosition {
+            user: user.0,
+            seq: seq.0,
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &positions))
 }
 
 /// Paging: `after` gives the page just after a seq (reading forward), `before` the page just
@@ -56,16 +110,11 @@ async fn history(
     caller: Caller,
     query: HistoryQuery,
 ) -> ApiResult {
-    let conversation: ConversationId = conversation
-        .parse()
-        .map_err(|_| ApiError::NotFound("conversation"))?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::Invalid(format!("limit must be 1-{MAX_LIMIT}")));
     }
-    if !participates(&app, caller.user, conversation).await? {
-        return Err(ApiError::Forbidden("you are not in this conversation"));
-    }
+    let conversation = conversation_of(&app, &caller, &conversation).await?;
     let before = Seq(query.before.unwrap_or(i64::MAX));
     let messages = match query.after {
         Some(after) => app

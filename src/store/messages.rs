@@ -363,6 +363,23 @@ impl Store {
             .collect())
     }
 
+    /// Every participant's read cursor in one conversation (who has read how far).
+    pub async fn read_cursors_in(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<(UserId, Seq)>, StoreError> {
+        let rows: Vec<(i64, i64)> = read_cursor::Entity::find()
+            .select_only()
+            .column(read_cursor::Column::UserId)
+            .column(read_cursor::Column::Seq)
+            .filter(read_cursor::Column::ConversationId.eq(conversation.to_string()))
+            .order_by_asc(read_cursor::Column::UserId)
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        Ok(rows.into_iter().map(|(u, s)| (UserId(u), Seq(s))).collect())
+    }
+
     /// `user`'s read cursor in one conversation (0 when never read).
     pub async fn read_cursor(
         &self,

@@ -518,8 +518,20 @@ $('back-btn').addEventListener('click', () => {
 
 async function loadLatest(c) {
   try {
-    const page = await api('GET', `/api/conversations/${c.id}/messages?limit=${PAGE}`);
+    const [page, reads] = await Promise.all([
+      api('GET', `/api/conversations/${c.id}/messages?limit=${PAGE}`),
+      api('GET', `/api/conversations/${c.id}/reads`),
+    ]);
     for (const m of page) addMessage(m, false);
+    // Where everyone stands now; later moves arrive as `read` frames.
+    for (const r of reads) {
+      if (r.user === S.me.id) {
+        c.myRead = Math.max(c.myRead, r.seq);
+        c.sentRead = Math.max(c.sentRead, r.seq);
+      } else {
+        c.readBy.set(r.user, Math.max(c.readBy.get(r.user) || 0, r.seq));
+      }
+    }
     c.historyLoaded = true;
     if (S.active === c.id) renderMessages({ toBottom: true });
     renderLists();
