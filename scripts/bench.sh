@@ -2,6 +2,7 @@
 # Throughput and latency figures: starts release nodes on a fresh SQLite file (one node, then
 # three in a UDP cluster on loopback) and drives them with examples/load.rs.
 # Usage: scripts/bench.sh [pairs] [messages-per-pair] [window (unacked sends in flight)]
+# BENCH_DATABASE_URL=postgres://... runs the nodes on that database instead of SQLite files.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 pairs=${1:-20}
@@ -17,7 +18,7 @@ trap cleanup EXIT
 start_node() { # name port [extra env...]
     local name=$1 port=$2; shift 2
     env CHORUS__SERVER__ADDR=127.0.0.1:$port \
-        CHORUS__DATABASE__URL="sqlite://$work/$DB?mode=rwc" \
+        CHORUS__DATABASE__URL="${BENCH_DATABASE_URL:-sqlite://$work/$DB?mode=rwc}" \
         CHORUS__UPLOADS__DIR="$work/uploads" \
         CHORUS__CHAT__RATE_PER_SEC=0 \
         RUST_LOG=warn "$@" ./target/release/chorus > "$work/$name.out" 2> "$work/$name.err" &
@@ -26,12 +27,12 @@ start_node() { # name port [extra env...]
     echo "node $name did not start" >&2; cat "$work/$name.err" >&2; exit 1
 }
 
-echo "== one node, SQLite"
+echo "== one node, ${BENCH_DATABASE_URL:+PostgreSQL/MySQL at $BENCH_DATABASE_URL}${BENCH_DATABASE_URL:-SQLite}"
 DB=single.db start_node single 18181
 ./target/release/examples/load --server http://127.0.0.1:18181 --pairs "$pairs" --messages "$messages" --window "$window"
 kill "${pids[@]}"; wait 2>/dev/null || true; pids=()
 
-echo "== three nodes, one SQLite file, UDP broadcast on 127.255.255.255"
+echo "== three nodes on one database (${BENCH_DATABASE_URL:-one SQLite file}), UDP broadcast on 127.255.255.255"
 secret=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 for i in 1 2 3; do
     DB=cluster.db start_node "n$i" "1828$i" CHORUS__CLUSTER__ENABLED=true \
