@@ -94,7 +94,7 @@ impl Store {
                     .busy_timeout(busy)
                     .foreign_keys(true)
             });
-        let db = Database::connect(options).await?;
+        let db = connect(options).await?;
         migrate(&db).await?;
         Ok(Self { db })
     }
@@ -113,6 +113,37 @@ impl Store {
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.db
+    }
+}
+
+/// Opens the pool. Nodes starting together on a fresh SQLite file race to switch it to WAL,
+/// which needs a moment of exclusive access; the loser sees SQLITE_BUSY and tries again.
+async fn connect(options: ConnectOptions) -> Result<DatabaseConnection, StoreError> {
+    const ATTEMPTS: u32 = 10;
+    let mut attempt = 1;
+    loop {
+        match Database::connect(options.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(err) if attempt < ATTEMPTS && sqlite_busy(&err) => {
+                tracing::info!(%err, attempt, "database busy at start-up; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Whether SQLite answered "database is locked" (SQLITE_BUSY, code 5).
+fn sqlite_busy(err: &DbErr) -> bool {
+    use sea_orm::{sqlx, RuntimeErr};
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(sqlx::Error::Database(e)))
+        | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(e)))
+        | DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(e))) => {
+            e.code().as_deref() == Some("5")
+        }
+        _ => false,
     }
 }
 
@@ -163,6 +194,38 @@ fn contains_pattern(needle: &str) -> sea_orm::sea_query::LikeExpr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fresh file held under an exclusive lock by someone else (another node switching it
+    /// to WAL) delays the start; it does not fail it.
+    #[tokio::test]
+    async fn open_waits_out_a_locked_sqlite_file() {
+        use sea_orm::sqlx::{ConnectOptions as _, Connection as _, Executor as _};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locked.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let mut holder = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        holder.execute("BEGIN EXCLUSIVE").await.unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            holder.execute("COMMIT").await.unwrap();
+            holder.close().await.unwrap();
+        });
+        let settings = DatabaseSettings {
+            url,
+            max_connections: 2,
+            busy_timeout_ms: 50,
+        };
+        let store = Store::open(&settings)
+            .await
+            .expect("open after the lock is released");
+        assert!(store.ping().await);
+        release.await.unwrap();
+    }
 
     #[test]
     fn sqlite_paths() {
