@@ -170,6 +170,11 @@ impl Node {
         self.closed.cancel();
     }
 
+    /// Whether the client was abandoned (slow or silent).
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned.is_cancelled()
+    }
+
     /// Resolves when writes to this client should stop at once.
     pub async fn abandoned(&self) {
         self.abandoned.cancelled().await

@@ -100,7 +100,7 @@ pub(super) async fn send_proc(
     // Whatever ended the writer ends the connection (the reader is told to stop too).
     node.close(CloseReason::NORMAL);
     let reason = node.close_reason().unwrap_or(CloseReason::NORMAL);
-    if result.is_ok() && reason != CloseReason::SLOW {
+    if result.is_ok() && !node.is_abandoned() {
         // Flush what was queued before the close (acks above all), within a bound.
         let flush = async {
             while let Ok(out) = queue.try_recv() {
@@ -112,7 +112,7 @@ pub(super) async fn send_proc(
         let _ = tokio::time::timeout(FLUSH_LIMIT, flush).await;
     }
     // An abandoned client is not reading: one short try at the close frame, then hang up.
-    let close_limit = if matches!(result, Err(SendFailure::Abandoned)) {
+    let close_limit = if node.is_abandoned() {
         ABANDON_CLOSE_LIMIT
     } else {
         FLUSH_LIMIT
