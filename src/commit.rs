@@ -21,6 +21,8 @@ use crate::store::{NewMessage, StoredMessage};
 
 /// Most sends stored in one transaction.
 pub const MAX_BATCH: usize = 256;
+/// Conversations the writer remembers as existing before it starts over.
+const KNOWN_CONVERSATIONS: usize = 100_000;
 
 /// Where a send goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +166,10 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
     }
     if accepted.is_empty() {
         return;
+    }
+    if known.len() > KNOWN_CONVERSATIONS {
+        // A cache, not a record: forgetting only costs one idempotent insert per conversation.
+        known.clear();
     }
     for s in &accepted {
         let conversation = s.conversation();

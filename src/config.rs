@@ -180,13 +180,4 @@ impl Settings {
             .try_deserialize()?;
         Ok(settings)
     }
-
-    /// The defaults alone, ignoring files and environment (for tools and tests).
-    pub fn defaults() -> Self {
-        config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .expect("built-in defaults are valid")
-    }
 }

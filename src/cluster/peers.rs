@@ -320,6 +320,11 @@ impl Receiver {
                 }
             }
         }
+        // A peer gone for long (a restart without a fixed node id leaves its old id behind) is
+        // forgotten, so the table does not grow with every restart.
+        let forget_after = dead_after * 20;
+        self.peers
+            .retain(|_, p| p.alive || p.last_heard.elapsed() < forget_after);
         for node in gone {
             for user in self.app.presence.forget_node(&node) {
                 if !self.app.presence.is_online(user).await {
