@@ -289,6 +289,11 @@ test('friends, private chat, images, groups, history, reconnect and screenshots'
 
   await t.test('three people chat in a group', async () => {
     await register(carol, 'carol');
+    // carol befriends alice: alice's list shows her at once (a `contact` frame, no reload).
+    await carol.locator('#user-search').fill('alice');
+    await carol.locator('#user-search').press('Enter');
+    await carol.getByRole('button', { name: 'Add alice as a friend' }).click();
+    await item(alice, 'friend-list', 'carol').waitFor();
     await alice.locator('#tab-groups').click();
     await alice.locator('#new-group-btn').click();
     await alice.locator('#group-name').fill('Weekend hikers');

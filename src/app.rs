@@ -9,7 +9,7 @@ use crate::commit::Committer;
 use crate::config::Settings;
 use crate::frame::ServerFrame;
 use crate::hub::{Hub, NodeId, Outgoing};
-use crate::ids::UserId;
+use crate::ids::{CommunityId, UserId};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::store::{Store, StoredMessage};
@@ -48,6 +48,53 @@ impl App {
         };
         self.hub
             .send_to_users(recipients.iter().copied(), &out, except);
+    }
+
+    /// Two users became (or stopped being) contacts: both hear it on every device, here and,
+    /// through the cluster, on every node.
+    pub fn contact_changed(&self, a: UserId, b: UserId, added: bool) {
+        self.notify_contact_local(a, b, added);
+        self.publish(Event::Contact { a, b, added });
+    }
+
+    /// The local half of [`App::contact_changed`].
+    pub fn notify_contact_local(&self, a: UserId, b: UserId, added: bool) {
+        for (to, other) in [(a, b), (b, a)] {
+            let frame = ServerFrame::Contact { user: other, added };
+            self.hub
+                .send_to_users([to], &Outgoing::Frame(frame.to_text().into()), None);
+        }
+    }
+
+    /// `user` joined or left `community`: its members (and the user's own devices) hear it,
+    /// here and on every node.
+    pub async fn membership_changed(&self, community: CommunityId, user: UserId, joined: bool) {
+        self.notify_member_local(community, user, joined).await;
+        self.publish(Event::Member {
+            community,
+            user,
+            joined,
+        });
+    }
+
+    /// The local half of [`App::membership_changed`].
+    pub async fn notify_member_local(&self, community: CommunityId, user: UserId, joined: bool) {
+        let members = match self.store.member_ids(community).await {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::warn!(%err, "membership: cannot list members");
+                return;
+            }
+        };
+        let frame = ServerFrame::Member {
+            community,
+            user,
+            joined,
+        };
+        let out = Outgoing::Frame(frame.to_text().into());
+        // Someone who left is no longer a member but still hears it on their other devices.
+        let audience = members.into_iter().chain((!joined).then_some(user));
+        self.hub.send_to_users(audience, &out, None);
     }
 
     /// Tells every peer (no-op outside a cluster).

@@ -139,6 +139,18 @@ pub enum ServerFrame {
         from: UserId,
         conversation: ConversationId,
     },
+    /// `user` became (or stopped being) your contact: someone added or removed you, or you did
+    /// on another device.
+    Contact {
+        user: UserId,
+        added: bool,
+    },
+    /// `user` joined (or left) a community you are in.
+    Member {
+        community: CommunityId,
+        user: UserId,
+        joined: bool,
+    },
     Error {
         id: Option<String>,
         code: &'static str,

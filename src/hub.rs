@@ -141,8 +141,13 @@ impl Node {
         self.last_seen.load(Ordering::Relaxed)
     }
 
-    /// Queues a frame without waiting; a full queue closes the Node. Returns whether it was queued.
+    /// Queues a frame without waiting; a full queue closes the Node. Returns whether it was
+    /// queued. A Node that is closing takes nothing more: what was queued before still goes
+    /// out, but a session that ended (log-out, deleted account) hears nothing after the end.
     pub fn push(&self, out: Outgoing) -> bool {
+        if self.is_closing() {
+            return false;
+        }
         match self.queue.try_send(out) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {

@@ -626,3 +626,57 @@ async fn history_pages_and_is_private() {
         .await
         .expect(401);
 }
+
+/// Friend lists and member lists change live: both sides of a new (or ended) friendship get a
+/// `contact` notice on every device, and a community's members get a `member` notice when
+/// someone joins or leaves (the leaver's own devices too).
+#[tokio::test]
+async fn contact_and_member_notices_reach_everyone_concerned() {
+    let s = start(&[]).await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let mut a = Client::connect_ready(&s, &alice, "alice").await;
+    let mut b = Client::connect_ready(&s, &bob, "bob").await;
+
+    s.post("/api/contacts", bob.t(), json!({"user_id": alice.id}))
+        .await
+        .expect(201);
+    assert_eq!(
+        a.recv().await,
+        json!({"type":"contact","user":bob.id,"added":true})
+    );
+    assert_eq!(
+        b.recv().await,
+        json!({"type":"contact","user":alice.id,"added":true})
+    );
+    s.delete(&format!("/api/contacts/{}", alice.id), bob.t())
+        .await
+        .expect(204);
+    assert_eq!(
+        a.recv().await,
+        json!({"type":"contact","user":bob.id,"added":false})
+    );
+    assert_eq!(
+        b.recv().await,
+        json!({"type":"contact","user":alice.id,"added":false})
+    );
+
+    let g = s
+        .post("/api/communities", alice.t(), json!({"name": "hikers"}))
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    s.post_empty(&format!("/api/communities/{g}/members"), bob.t())
+        .await
+        .expect(201);
+    let joined = json!({"type":"member","community":g,"user":bob.id,"joined":true});
+    assert_eq!(a.recv().await, joined);
+    assert_eq!(b.recv().await, joined);
+    s.delete(&format!("/api/communities/{g}/members/me"), bob.t())
+        .await
+        .expect(204);
+    let left = json!({"type":"member","community":g,"user":bob.id,"joined":false});
+    assert_eq!(a.recv().await, left);
+    assert_eq!(b.recv().await, left);
+}

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::frame::Media;
-use crate::ids::{ConversationId, Seq, UserId};
+use crate::ids::{CommunityId, ConversationId, Seq, UserId};
 use crate::store::StoredMessage;
 
 /// A message's body, carried inline when it fits in one packet.
@@ -42,6 +42,14 @@ pub enum Event {
         user: UserId,
         here: bool,
         notify: bool,
+    },
+    /// Two users became (or stopped being) contacts.
+    Contact { a: UserId, b: UserId, added: bool },
+    /// A user joined (or left) a community.
+    Member {
+        community: CommunityId,
+        user: UserId,
+        joined: bool,
     },
     /// A token was revoked (log-out): close connections opened with it.
     SessionRevoked { token_hash: String },

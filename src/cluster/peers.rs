@@ -411,6 +411,12 @@ async fn apply(app: &Arc<App>, origin: &str, event: Event) {
                 app.announce_presence_local(user, here).await;
             }
         }
+        Event::Contact { a, b, added } => app.notify_contact_local(a, b, added),
+        Event::Member {
+            community,
+            user,
+            joined,
+        } => app.notify_member_local(community, user, joined).await,
         Event::SessionRevoked { token_hash } => {
             app.hub.close_session(&token_hash, CloseReason::REVOKED)
         }

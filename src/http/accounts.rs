@@ -333,9 +333,18 @@ async fn update_me(app: Arc<App>, caller: Caller, req: ProfileUpdate) -> ApiResu
 #[utoipa::path(delete, path = "/api/users/me", tag = "accounts", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = crate::error::ErrorBody)))]
 async fn delete_me(app: Arc<App>, caller: Caller) -> ApiResult {
+    let contacts = app.store.contact_ids(caller.user).await?;
+    let communities = app.store.community_ids_of(caller.user).await?;
     app.store.delete_user(caller.user).await?;
     app.hub.close_user(caller.user, CloseReason::REVOKED);
     app.publish(Event::UserDeleted { user: caller.user });
+    // Their friends' lists and their groups' member lists lose them now, not at next reload.
+    for contact in contacts {
+        app.contact_changed(caller.user, contact, false);
+    }
+    for community in communities {
+        app.membership_changed(community, caller.user, false).await;
+    }
     tracing::info!(user = caller.user.0, "account deleted");
     Ok(no_content())
 }

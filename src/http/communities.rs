@@ -154,6 +154,8 @@ async fn join(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
         .store
         .join_community(CommunityId(id), caller.user)
         .await?;
+    app.membership_changed(CommunityId(id), caller.user, true)
+        .await;
     Ok(json(StatusCode::CREATED, &view(&app, community).await?))
 }
 
@@ -164,6 +166,8 @@ async fn leave(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
     app.store
         .leave_community(CommunityId(id), caller.user)
         .await?;
+    app.membership_changed(CommunityId(id), caller.user, false)
+        .await;
     Ok(no_content())
 }
 

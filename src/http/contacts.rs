@@ -64,6 +64,7 @@ async fn add(app: Arc<App>, caller: Caller, req: AddContact) -> ApiResult {
         return Err(ApiError::Invalid("you cannot add yourself".into()));
     }
     let user = app.store.add_contact(caller.user, other).await?;
+    app.contact_changed(caller.user, other, true);
     Ok(json(StatusCode::CREATED, &user_view(&app, user).await))
 }
 
@@ -74,5 +75,6 @@ async fn remove(user_id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
     app.store
         .remove_contact(caller.user, UserId(user_id))
         .await?;
+    app.contact_changed(caller.user, UserId(user_id), false);
     Ok(no_content())
 }

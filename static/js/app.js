@@ -828,6 +828,16 @@ function onFrame(f) {
       }
       break;
     }
+    case 'contact': {
+      // Someone added or removed us (or we did, in another tab): the list follows at once.
+      loadContacts().catch(() => {});
+      break;
+    }
+    case 'member': {
+      // Member counts change; a group we left in another tab drops out of the list.
+      loadGroups().catch(() => {});
+      break;
+    }
     case 'typing': {
       if (f.from === S.me.id) return;
       const c = conv(f.conversation);
@@ -939,10 +949,6 @@ document.addEventListener('visibilitychange', () => {
   if (c) markRead(c);
   loadContacts().catch(() => {});
 });
-// Friends added by someone else appear without a reload.
-setInterval(() => {
-  if (S.me && document.visibilityState === 'visible') loadContacts().catch(() => {});
-}, 15000);
 
 // ---------------------------------------------------------------------------------------------
 // Sending
