@@ -2,6 +2,7 @@
 //! backend), several connections per user, offline delivery of a thousand messages in order,
 //! idempotent resends, and nothing acknowledged lost across `kill -9`.
 
+#[macro_use]
 mod common;
 #[path = "common/ws.rs"]
 mod ws;
@@ -11,34 +12,6 @@ use std::collections::{BTreeMap, HashSet};
 use common::{Backend, Server, TestDb};
 use serde_json::{json, Value};
 use ws::{assert_message, community, private_conv, Client, Event};
-
-/// Starts a server or returns from the test when the backend is skipped (never under `CI`).
-macro_rules! start {
-    ($backend:expr) => {
-        start!($backend, &[])
-    };
-    ($backend:expr, $env:expr) => {
-        match Server::start_with($backend, $env).await {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
-
-/// One `#[tokio::test]` per (backend, test fn).
-macro_rules! backend_tests {
-    ($($t:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $t() { super::$t(super::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $t() { super::$t(super::Backend::Postgres).await } )*
-        }
-        mod mysql {
-            $( #[tokio::test] async fn $t() { super::$t(super::Backend::MySql).await } )*
-        }
-    };
-}
 
 backend_tests!(
     private_delivery,

@@ -3,6 +3,7 @@
 //! Each test is an async fn taking a [`Backend`]; `backend_tests!` instantiates it once per
 //! backend in `mod sqlite`, `mod postgres` and `mod mysql`.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -10,34 +11,6 @@ use std::time::Duration;
 use common::{assert_no_secrets, now_ms, wait_for, Backend, Server, DECOY, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-/// Starts a server or returns from the test when the backend is skipped (never under `CI`).
-macro_rules! start {
-    ($backend:expr) => {
-        start!($backend, &[])
-    };
-    ($backend:expr, $env:expr) => {
-        match Server::start_with($backend, $env).await {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
-
-/// One `#[tokio::test]` per (backend, test fn).
-macro_rules! backend_tests {
-    ($($t:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $t() { super::$t(super::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $t() { super::$t(super::Backend::Postgres).await } )*
-        }
-        mod mysql {
-            $( #[tokio::test] async fn $t() { super::$t(super::Backend::MySql).await } )*
-        }
-    };
-}
 
 backend_tests!(
     register,

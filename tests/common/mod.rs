@@ -16,6 +16,36 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Starts a server or returns from the test when the backend is skipped (never under `CI`).
+#[allow(unused_macros)]
+macro_rules! start {
+    ($backend:expr) => {
+        start!($backend, &[])
+    };
+    ($backend:expr, $env:expr) => {
+        match Server::start_with($backend, $env).await {
+            Some(s) => s,
+            None => return,
+        }
+    };
+}
+
+/// One `#[tokio::test]` per (backend, test fn).
+#[allow(unused_macros)]
+macro_rules! backend_tests {
+    ($($t:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $t() { super::$t(super::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $t() { super::$t(super::Backend::Postgres).await } )*
+        }
+        mod mysql {
+            $( #[tokio::test] async fn $t() { super::$t(super::Backend::MySql).await } )*
+        }
+    };
+}
+
 /// How long the binary may take to print its `listening on` line (migrations included).
 const START_DEADLINE: Duration = Duration::from_secs(60);
 /// Upper bound for any single HTTP exchange, so a hung server fails the test instead of hanging it.
