@@ -4,6 +4,7 @@
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::HashGate;
 use crate::cluster::{Cluster, Event};
 use crate::commit::Committer;
 use crate::config::Settings;
@@ -13,6 +14,7 @@ use crate::ids::{CommunityId, UserId};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::store::{Store, StoredMessage};
+use crate::throttle::LoginThrottle;
 use crate::upload::Uploads;
 
 /// Everything a handler may need, behind one `Arc`.
@@ -30,6 +32,10 @@ pub struct App {
     pub connections: TaskTracker,
     /// Peers sharing the database, when this node is in a cluster.
     pub cluster: Option<Cluster>,
+    /// Turns at password hashing (bounded work and memory).
+    pub hash_gate: HashGate,
+    /// Failed log-ins by account and address.
+    pub login_throttle: LoginThrottle,
 }
 
 impl App {

@@ -4,13 +4,70 @@
 //! SHA-256, so a leaked database does not leak live sessions. Password work runs on the blocking
 //! pool: Argon2 is deliberately slow and must not stall the async workers.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A turn at password hashing: Argon2 holds megabytes per hash, so only a fixed number run at
+/// once and a bounded number wait; past that, callers are told to come back (503).
+pub struct HashGate {
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    queue: usize,
+}
+
+/// Every hashing slot is taken and the queue is full.
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing is busy")]
+pub struct Busy;
+
+/// Holds a place in the [`HashGate`] queue; gives it back however the wait ends.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl HashGate {
+    /// `concurrency` hashes at once, `queue` more waiting.
+    pub fn new(concurrency: usize, queue: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            waiting: AtomicUsize::new(0),
+            queue,
+        }
+    }
+
+    /// A hashing slot, after waiting in the queue if there is room in it.
+    pub async fn enter(&self) -> Result<Turn, Busy> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(Turn(permit));
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Busy);
+        }
+        let _place = Waiting(&self.waiting);
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map(Turn)
+            .map_err(|_| Busy)
+    }
+}
+
+/// A hashing slot, held by the blocking task until the hash is done (even if the request that
+/// asked for it has gone away).
+pub struct Turn(#[allow(dead_code)] OwnedSemaphorePermit);
 
 /// A password could not be hashed (only on a broken RNG or parameters).
 #[derive(Debug, thiserror::Error)]
@@ -18,8 +75,9 @@ use sha2::{Digest, Sha256};
 pub struct HashError(String);
 
 /// Hashes a password into a PHC string (Argon2id, default parameters, random salt).
-pub async fn hash_password(password: String) -> Result<String, HashError> {
+pub async fn hash_password(turn: Turn, password: String) -> Result<String, HashError> {
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -32,8 +90,9 @@ pub async fn hash_password(password: String) -> Result<String, HashError> {
 
 /// Checks a password against a stored PHC string. `None` (no such user) still spends the same
 /// work on a dummy hash, so the answer time does not tell whether a name exists.
-pub async fn verify_password(password: String, stored: Option<String>) -> bool {
+pub async fn verify_password(turn: Turn, password: String, stored: Option<String>) -> bool {
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| dummy_hash().to_owned());
         let ok = PasswordHash::new(&phc)
@@ -61,6 +120,39 @@ fn dummy_hash() -> &'static str {
     })
 }
 
+/// Why a password is refused before it is hashed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WeakPassword {
+    #[error("password must have something besides spaces and control characters")]
+    Blank,
+    #[error("password is one of the most common passwords; choose another")]
+    Common,
+}
+
+/// The most common passwords, shipped in the binary.
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+/// Refuses a password that is only whitespace and control characters (eight spaces, eight
+/// NULs) or one of the most common passwords. Length is checked by the caller.
+pub fn check_password_strength(password: &str) -> Result<(), WeakPassword> {
+    if password
+        .chars()
+        .all(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(WeakPassword::Blank);
+    }
+    let lower = password.to_lowercase();
+    let common = COMMON_PASSWORDS
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .any(|l| l == lower);
+    if common {
+        return Err(WeakPassword::Common);
+    }
+    Ok(())
+}
+
 /// A fresh session token: what the client gets, and the hash the database keeps.
 pub fn new_token() -> (String, String) {
     let mut bytes = [0u8; 32];
@@ -81,13 +173,45 @@ mod tests {
 
     #[tokio::test]
     async fn passwords_round_trip_and_hashes_are_salted() {
-        let a = hash_password("correct horse".into()).await.unwrap();
-        let b = hash_password("correct horse".into()).await.unwrap();
+        let gate = HashGate::new(1, 1);
+        let a = hash_password(gate.enter().await.unwrap(), "correct horse".into())
+            .await
+            .unwrap();
+        let b = hash_password(gate.enter().await.unwrap(), "correct horse".into())
+            .await
+            .unwrap();
         assert!(a.starts_with("$argon2id$"));
         assert_ne!(a, b, "same password, same hash: no salt");
-        assert!(verify_password("correct horse".into(), Some(a.clone())).await);
-        assert!(!verify_password("wrong horse".into(), Some(a)).await);
-        assert!(!verify_password("correct horse".into(), None).await);
+        let turn = || async { gate.enter().await.unwrap() };
+        assert!(verify_password(turn().await, "correct horse".into(), Some(a.clone())).await);
+        assert!(!verify_password(turn().await, "wrong horse".into(), Some(a)).await);
+        assert!(!verify_password(turn().await, "correct horse".into(), None).await);
+    }
+
+    #[tokio::test]
+    async fn the_gate_refuses_past_its_queue() {
+        let gate = HashGate::new(1, 0);
+        let held = gate.enter().await.unwrap();
+        assert!(gate.enter().await.is_err(), "no slot and no queue: busy");
+        drop(held);
+        assert!(gate.enter().await.is_ok());
+    }
+
+    #[test]
+    fn blank_and_common_passwords_are_weak() {
+        assert_eq!(
+            check_password_strength("        "),
+            Err(WeakPassword::Blank)
+        );
+        assert_eq!(
+            check_password_strength("\0\0\0\0\0\0\0\0"),
+            Err(WeakPassword::Blank)
+        );
+        assert_eq!(
+            check_password_strength("Password1"),
+            Err(WeakPassword::Common)
+        );
+        assert_eq!(check_password_strength("correct horse battery"), Ok(()));
     }
 
     #[test]

@@ -18,6 +18,16 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub chat: ChatSettings,
     pub cluster: ClusterSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// Who may read `/metrics`: an empty `token` leaves it open; a `token` asks for
+/// `Authorization: Bearer <token>`; an `addr` serves it there (e.g. a loopback or management
+/// address) and no longer on the public listener.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    pub addr: String,
+    pub token: String,
 }
 
 /// Where to listen and how long to drain on shutdown.
@@ -25,6 +35,14 @@ pub struct Settings {
 pub struct ServerSettings {
     pub addr: SocketAddr,
     pub shutdown_grace_secs: u64,
+    /// Client connections open at once (also kept below the open-file limit).
+    pub max_connections: usize,
+    /// Time for a new connection's request headers to arrive.
+    pub header_timeout_secs: u64,
+    /// A connection with no progress either way for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// A write that makes no progress for this long fails and closes the connection.
+    pub write_timeout_secs: u64,
 }
 
 /// The shared database; every node of a cluster points at the same one.
@@ -47,12 +65,24 @@ pub struct RedisSettings {
 pub struct UploadSettings {
     pub dir: PathBuf,
     pub max_bytes: u64,
+    /// Bytes one user may have uploaded in all (their files are removed with their account).
+    pub quota_bytes: u64,
 }
 
-/// Session tokens.
+/// Session tokens, password hashing and the log-in throttle.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     pub token_ttl_secs: u64,
+    /// Password hashes computed at once (each holds Argon2's memory) ...
+    pub hash_concurrency: usize,
+    /// ... and how many may wait for a turn before log-ins get 503.
+    pub hash_queue: usize,
+    /// Failed log-ins an account may take in a burst ...
+    pub account_failures: u32,
+    /// ... an address may make in a burst ...
+    pub address_failures: u32,
+    /// ... and the seconds after which one more failure is allowed for each.
+    pub failure_refill_secs: u64,
 }
 
 /// Admin routes; an empty token turns them off.
@@ -76,6 +106,8 @@ pub struct ChatSettings {
     pub rate_per_sec: u32,
     /// ... and in one burst.
     pub rate_burst: u32,
+    /// Websockets one user may have open on one node (0 = no limit); more are closed with 4429.
+    pub max_sockets_per_user: usize,
 }
 
 /// Which cluster transport carries events between nodes.
@@ -110,6 +142,10 @@ const DEFAULTS: &str = r#"
 [server]
 addr = "127.0.0.1:8080"
 shutdown_grace_secs = 10
+max_connections = 4096
+header_timeout_secs = 15
+idle_timeout_secs = 90
+write_timeout_secs = 30
 
 [database]
 url = "sqlite://data/chorus.db?mode=rwc"
@@ -122,9 +158,15 @@ url = ""
 [uploads]
 dir = "uploads"
 max_bytes = 10485760
+quota_bytes = 1073741824
 
 [auth]
 token_ttl_secs = 2592000
+hash_concurrency = 4
+hash_queue = 256
+account_failures = 10
+address_failures = 30
+failure_refill_secs = 6
 
 [admin]
 token = ""
@@ -138,6 +180,11 @@ max_message_bytes = 65536
 max_content_bytes = 8192
 rate_per_sec = 200
 rate_burst = 2000
+max_sockets_per_user = 32
+
+[metrics]
+addr = ""
+token = ""
 
 [cluster]
 enabled = false

@@ -162,6 +162,13 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
         }
         ClientFrame::Sync { after } => {
             for (conversation, seq) in after {
+                if seq.0 < 0 {
+                    node.push(
+                        FrameError::Invalid(format!("after for {conversation} must be 0 or more"))
+                            .to_outgoing(None),
+                    );
+                    continue;
+                }
                 if !participates(app, node.user, conversation).await? {
                     node.push(FrameError::NotAParticipant(conversation).to_outgoing(None));
                     continue;
@@ -202,9 +209,10 @@ async fn send(
     }
     if !matches!(media, Media::Text | Media::Emoji) {
         // Media other than text must be one of our own uploads, never a foreign URL.
-        let ours = content
-            .strip_prefix("/uploads/")
-            .is_some_and(|file| app.uploads.resolve(file).is_some());
+        let ours = match content.strip_prefix("/uploads/") {
+            Some(file) => app.uploads.exists(file).await,
+            None => false,
+        };
         if !ours {
             return Err(FrameError::Invalid(format!(
                 "{} content must be an /uploads/ URL from POST /api/attachments",

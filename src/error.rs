@@ -52,6 +52,15 @@ pub enum ApiError {
     Invalid(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The user's uploads would pass `uploads.quota_bytes`.
+    #[error("over your upload quota of {0} bytes")]
+    QuotaExceeded(u64),
+    /// Too many failed log-ins from this address or for this account; retry after the seconds.
+    #[error("too many failed log-ins; try again in {0} s")]
+    TooManyAttempts(u64),
+    /// Every password-hashing slot is taken and the queue is full; retry after the seconds.
+    #[error("busy checking passwords; try again in {0} s")]
+    Busy(u64),
     #[error("internal error")]
     Internal(String),
 }
@@ -78,6 +87,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Invalid(_) => "invalid_input",
             Self::Unavailable(_) => "unavailable",
+            Self::TooManyAttempts(_) => "too_many_attempts",
+            Self::QuotaExceeded(_) => "quota_exceeded",
+            Self::Busy(_) => "busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -99,7 +111,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -150,7 +164,14 @@ impl Reply for ApiError {
                 message: self.message(),
             },
         };
-        warp::reply::with_status(warp::reply::json(&body), self.status()).into_response()
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        if let Self::TooManyAttempts(secs) | Self::Busy(secs) = self {
+            response
+                .headers_mut()
+                .insert(warp::http::header::RETRY_AFTER, secs.max(1).into());
+        }
+        response
     }
 }
 

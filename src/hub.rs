@@ -81,6 +81,26 @@ impl CloseReason {
         code: 4401,
         reason: "session ended",
     };
+    /// A message over `chat.max_message_bytes` (RFC 6455: 1009).
+    pub const TOO_BIG: Self = Self {
+        code: 1009,
+        reason: "message too big",
+    };
+    /// A text frame that is not UTF-8 (RFC 6455: 1007).
+    pub const BAD_DATA: Self = Self {
+        code: 1007,
+        reason: "invalid UTF-8",
+    };
+    /// Reserved bits, an unmasked frame, a bad opcode (RFC 6455: 1002).
+    pub const PROTOCOL: Self = Self {
+        code: 1002,
+        reason: "protocol error",
+    };
+    /// The user already has `chat.max_sockets_per_user` sockets on this node.
+    pub const TOO_MANY: Self = Self {
+        code: 4429,
+        reason: "too many connections for this user",
+    };
 }
 
 /// One websocket connection: GinChat's `Node`, with a bounded queue instead of an unbounded one.
@@ -93,6 +113,8 @@ pub struct Node {
     pub token_hash: String,
     /// Epoch ms of the upgrade.
     pub login_at: i64,
+    /// Epoch ms when the session behind the token ends; the connection closes then.
+    pub expires_at: i64,
     last_seen: AtomicI64,
     queue: mpsc::Sender<Outgoing>,
     closed: CancellationToken,
@@ -111,6 +133,7 @@ impl Node {
         user: UserId,
         peer: Option<SocketAddr>,
         token_hash: String,
+        expires_at: i64,
         queue_len: usize,
     ) -> (Arc<Self>, mpsc::Receiver<Outgoing>) {
         let (queue, rx) = mpsc::channel(queue_len.max(1));
@@ -121,6 +144,7 @@ impl Node {
             peer,
             token_hash,
             login_at: now,
+            expires_at,
             last_seen: AtomicI64::new(now),
             queue,
             closed: CancellationToken::new(),
@@ -279,6 +303,12 @@ impl Hub {
         }
     }
 
+    /// How many Nodes `user` has here.
+    pub fn count(&self, user: UserId) -> usize {
+        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&user).map_or(0, Vec::len)
+    }
+
     /// Whether `user` has a Node here.
     pub fn has_user(&self, user: UserId) -> bool {
         self.nodes
@@ -317,12 +347,37 @@ impl Hub {
         }
     }
 
+    /// Closes every Node of a user but those opened with `keep` (a password change keeps the
+    /// session that made it).
+    pub fn close_user_except(&self, user: UserId, keep: &str, reason: CloseReason) {
+        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        for node in map.get(&user).into_iter().flatten() {
+            if node.token_hash != keep {
+                node.close(reason);
+            }
+        }
+    }
+
     /// Closes every Node of a user.
     pub fn close_user(&self, user: UserId, reason: CloseReason) {
         let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
         for node in map.get(&user).into_iter().flatten() {
             node.close(reason);
         }
+    }
+
+    /// Closes Nodes whose session ended by `now` (epoch ms), as a backstop to each
+    /// connection's own expiry timer. Returns how many.
+    pub fn sweep_expired(&self, now: i64) -> usize {
+        let expired: Vec<Arc<Node>> = self
+            .all()
+            .into_iter()
+            .filter(|n| n.expires_at <= now && !n.is_closing())
+            .collect();
+        for node in &expired {
+            node.close(CloseReason::REVOKED);
+        }
+        expired.len()
     }
 
     /// Closes Nodes silent since before `deadline` (epoch ms). Returns how many.

@@ -10,7 +10,8 @@
 //! - [`hub`]: the Nodes on this server, by user, with bounded queues and the heartbeat sweep;
 //! - [`cluster`]: peers sharing the database, over UDP broadcast or Redis pub/sub: sealed,
 //!   numbered packets, gap repair;
-//! - [`auth`]: Argon2id password hashes and opaque session tokens;
+//! - [`auth`]: Argon2id password hashes (a bounded number at once) and opaque session tokens;
+//! - [`throttle`]: failed log-ins per account and per address;
 //! - [`store`]: sea-orm storage (SQLite, PostgreSQL, MySQL) behind a small API;
 //! - [`presence`]: who is online;
 //! - [`upload`]: image uploads, typed by their bytes;
@@ -31,8 +32,10 @@ pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod metrics;
+pub mod names;
 pub mod presence;
 pub mod store;
+pub mod throttle;
 pub mod upload;
 pub mod ws;
 
@@ -74,7 +77,7 @@ pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
-        source: warp::Error,
+        source: std::io::Error,
     },
 }
 
@@ -123,6 +126,11 @@ impl Server {
             stopping: CancellationToken::new(),
             connections: TaskTracker::new(),
             cluster,
+            hash_gate: auth::HashGate::new(
+                settings.auth.hash_concurrency,
+                settings.auth.hash_queue,
+            ),
+            login_throttle: throttle::LoginThrottle::new(&settings.auth),
             settings,
         });
         if let Some(parts) = cluster_parts {
@@ -135,13 +143,54 @@ impl Server {
         let routes = http::routes(app.clone());
         let (stop_http, stopped) = oneshot::channel::<()>();
         let addr = app.settings.server.addr;
-        let (addr, serving) = warp::serve(routes)
-            .try_bind_with_graceful_shutdown(addr, async {
-                let _ = stopped.await;
-            })
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        let http = tokio::spawn(serving);
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let http = tokio::spawn(http::listen::serve(
+            listener,
+            routes,
+            app.settings.server.clone(),
+            app.metrics.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         tracing::info!(%addr, "serving");
+        if !app.settings.metrics.addr.is_empty() {
+            let metrics_addr: SocketAddr =
+                app.settings
+                    .metrics
+                    .addr
+                    .parse()
+                    .map_err(|e| StartError::Bind {
+                        addr,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            format!("metrics.addr {:?}: {e}", app.settings.metrics.addr),
+                        ),
+                    })?;
+            let listener = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: metrics_addr,
+                    source,
+                })?;
+            let bound = listener.local_addr().unwrap_or(metrics_addr);
+            // Scripts read this line to find a metrics port chosen by the system.
+            println!("metrics on {bound}");
+            let routes = http::metrics_routes(app.clone());
+            let stopping = app.stopping.clone();
+            tokio::spawn(http::listen::serve(
+                listener,
+                routes,
+                app.settings.server.clone(),
+                app.metrics.clone(),
+                async move { stopping.cancelled().await },
+            ));
+        }
         Ok(Self {
             addr,
             app,
@@ -198,5 +247,6 @@ async fn sweep(app: Arc<App>) {
             _ = app.stopping.cancelled() => return,
         }
         app.hub.sweep(now_ms() - timeout_ms);
+        app.hub.sweep_expired(now_ms());
     }
 }

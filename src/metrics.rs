@@ -14,6 +14,12 @@ pub struct Metrics {
     http_duration: HistogramVec,
     /// Websocket connections open on this node.
     pub ws_connections: IntGauge,
+    /// Client TCP connections open (capped by `server.max_connections`).
+    pub http_connections: IntGauge,
+    /// Connections closed for sending nothing, idling or not reading.
+    pub http_timeouts: IntCounter,
+    /// Log-ins refused by the failure throttle or the hashing queue, by reason.
+    pub login_refused: IntCounterVec,
     /// Messages stored by this node (retries not counted).
     pub messages_stored: IntCounter,
     /// Connections closed because their queue was full.
@@ -76,6 +82,19 @@ pub fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// The method as a label: one of the standard methods, else `other`, so made-up methods cannot
+/// grow the label set.
+pub fn method_label(method: &str) -> &'static str {
+    const METHODS: &[&str] = &[
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    METHODS
+        .iter()
+        .copied()
+        .find(|m| *m == method)
+        .unwrap_or("other")
+}
+
 impl Metrics {
     /// Registers every family.
     pub fn new() -> Result<Self, prometheus::Error> {
@@ -101,6 +120,24 @@ impl Metrics {
             "chorus_ws_connections",
             "Websocket connections open on this node",
         )?;
+        let http_connections = IntGauge::new(
+            "chorus_http_connections",
+            "Client TCP connections open on this node",
+        )?;
+        let http_timeouts = IntCounter::new(
+            "chorus_http_timeouts_total",
+            "Client connections closed for silence, idling or a stalled write",
+        )?;
+        let login_refused = IntCounterVec::new(
+            Opts::new(
+                "chorus_login_refused_total",
+                "Log-ins refused before checking the password, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(http_connections.clone()))?;
+        registry.register(Box::new(http_timeouts.clone()))?;
+        registry.register(Box::new(login_refused.clone()))?;
         let messages_stored = IntCounter::new(
             "chorus_messages_stored_total",
             "Messages stored by this node",
@@ -144,6 +181,9 @@ impl Metrics {
             http_requests,
             http_duration,
             ws_connections,
+            http_connections,
+            http_timeouts,
+            login_refused,
             messages_stored,
             slow_closed,
             cluster_sent,
@@ -157,6 +197,7 @@ impl Metrics {
     /// Counts one finished HTTP request.
     pub fn observe_http(&self, path: &str, method: &str, status: u16, seconds: f64) {
         let route = route_label(path);
+        let method = method_label(method);
         self.http_requests
             .with_label_values(&[route, method, &status.to_string()])
             .inc();

@@ -178,6 +178,15 @@ impl Uploads {
         Some((self.dir.join(name), image_type))
     }
 
+    /// Whether `name` is a stored upload (well-formed *and* on disk): messages and avatars may
+    /// only point at images that exist.
+    pub async fn exists(&self, name: &str) -> bool {
+        match self.resolve(name) {
+            Some((path, _)) => tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file()),
+            None => false,
+        }
+    }
+
     /// Removes a stored file (when its record could not be written).
     pub async fn discard(&self, file_name: &str) {
         if let Some((path, _)) = self.resolve(file_name) {

@@ -53,6 +53,8 @@ pub enum Event {
     },
     /// A token was revoked (log-out): close connections opened with it.
     SessionRevoked { token_hash: String },
+    /// A user's password changed: close their connections but those opened with `keep`.
+    SessionsRevoked { user: UserId, keep: String },
     /// An account was deleted: close all its connections.
     UserDeleted { user: UserId },
     /// Unsequenced: the origin is alive and has sent packets up to `last`.

@@ -420,6 +420,9 @@ async fn apply(app: &Arc<App>, origin: &str, event: Event) {
         Event::SessionRevoked { token_hash } => {
             app.hub.close_session(&token_hash, CloseReason::REVOKED)
         }
+        Event::SessionsRevoked { user, keep } => {
+            app.hub.close_user_except(user, &keep, CloseReason::REVOKED)
+        }
         Event::UserDeleted { user } => app.hub.close_user(user, CloseReason::REVOKED),
         Event::Heartbeat { .. } | Event::Resend { .. } | Event::Gone { .. } => {}
     }

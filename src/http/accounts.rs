@@ -1,5 +1,6 @@
 //! Users and sessions: register, log in and out, the caller's own profile, finding others.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -36,6 +37,7 @@ pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(with_app(app))
         .and(json_body())
+        .and(super::listen::peer())
         .then(login);
     let logout = warp::path!("api" / "sessions")
         .and(warp::delete())
@@ -144,8 +146,12 @@ pub struct SearchQuery {
     pub q: Option<String>,
 }
 
-/// A display name: 1..=`max` characters, no control characters, no whitespace at either end.
+/// A display name: NFKC-normalised, 1..=`max` characters, no hidden characters (controls,
+/// zero-width, bidi overrides), no whitespace at either end. Returns the normalised name.
 pub(super) fn valid_name(name: &str, max: usize, what: &str) -> Result<String, ApiError> {
+    let name =
+        crate::names::normalize(name).map_err(|e| ApiError::Invalid(format!("{what} {e}")))?;
+    let name = name.as_str();
     let chars = name.chars().count();
     if chars == 0 || chars > max {
         return Err(ApiError::Invalid(format!(
@@ -162,7 +168,7 @@ pub(super) fn valid_name(name: &str, max: usize, what: &str) -> Result<String, A
 
 fn valid_password(password: &str) -> Result<(), ApiError> {
     if PASSWORD_CHARS.contains(&password.chars().count()) {
-        Ok(())
+        crate::auth::check_password_strength(password).map_err(|e| ApiError::Invalid(e.to_string()))
     } else {
         Err(ApiError::Invalid(format!(
             "password must be {}-{} characters",
@@ -192,18 +198,43 @@ fn valid_phone(phone: Option<String>) -> Result<Option<String>, ApiError> {
 
 /// An image reference must point at one of our own uploads, so pages only ever load images
 /// from `/uploads/`.
-pub(super) fn valid_upload_url(app: &App, url: Option<String>) -> Result<Option<String>, ApiError> {
+pub(super) async fn valid_upload_url(
+    app: &App,
+    url: Option<String>,
+) -> Result<Option<String>, ApiError> {
     match url {
-        Some(u) => match u.strip_prefix("/uploads/") {
-            Some(file) if app.uploads.resolve(file).is_some() => Ok(Some(u)),
-            _ => Err(ApiError::Invalid(
-                "image must be an /uploads/ URL from POST /api/attachments".into(),
-            )),
-        },
+        Some(u) => {
+            let exists = match u.strip_prefix("/uploads/") {
+                Some(file) => app.uploads.exists(file).await,
+                None => false,
+            };
+            if exists {
+                Ok(Some(u))
+            } else {
+                Err(ApiError::Invalid(
+                    "image must be an existing /uploads/ URL from POST /api/attachments".into(),
+                ))
+            }
+        }
         None => Ok(None),
     }
 }
 
+/// A turn at password hashing, or 503 with `Retry-After` when too many wait already.
+async fn hash_turn(app: &App) -> Result<crate::auth::Turn, ApiError> {
+    app.hash_gate.enter().await.map_err(|_| {
+        app.metrics.login_refused.with_label_values(&["busy"]).inc();
+        ApiError::Busy(1)
+    })
+}
+
+/// The caller's own view of themselves (with email and phone).
+async fn own_view(app: &App, user: crate::store::User) -> UserView {
+    let online = app.presence.is_online(UserId(user.id)).await;
+    UserView::own(user, online)
+}
+
+/// Another user as the caller sees them.
 pub(super) async fn user_view(app: &App, user: crate::store::User) -> UserView {
     let online = app.presence.is_online(UserId(user.id)).await;
     UserView::new(user, online)
@@ -229,7 +260,7 @@ async fn register(app: Arc<App>, req: RegisterRequest) -> ApiResult {
     valid_password(&req.password)?;
     let email = valid_email(req.email)?;
     let phone = valid_phone(req.phone)?;
-    let password_hash = hash_password(req.password)
+    let password_hash = hash_password(hash_turn(&app).await?, req.password)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let user = app
@@ -242,15 +273,27 @@ async fn register(app: Arc<App>, req: RegisterRequest) -> ApiResult {
         })
         .await?;
     tracing::info!(user = user.id, "registered");
-    Ok(json(StatusCode::CREATED, &UserView::new(user, false)))
+    Ok(json(StatusCode::CREATED, &UserView::own(user, false)))
 }
 
 #[utoipa::path(post, path = "/api/sessions", tag = "accounts", request_body = LoginRequest,
-    responses((status = 201, body = LoginResponse), (status = 401, body = crate::error::ErrorBody)))]
-async fn login(app: Arc<App>, req: LoginRequest) -> ApiResult {
+    responses((status = 201, body = LoginResponse), (status = 401, body = crate::error::ErrorBody),
+              (status = 429, description = "too many failed log-ins; see Retry-After", body = crate::error::ErrorBody),
+              (status = 503, description = "password checks busy; see Retry-After", body = crate::error::ErrorBody)))]
+async fn login(app: Arc<App>, req: LoginRequest, peer: Option<SocketAddr>) -> ApiResult {
+    let address = peer.map(|p| p.ip());
+    if let Some(wait) = app.login_throttle.check(&req.name, address) {
+        app.metrics
+            .login_refused
+            .with_label_values(&["throttled"])
+            .inc();
+        return Err(ApiError::TooManyAttempts(wait));
+    }
+    let turn = hash_turn(&app).await?;
     let user = app.store.user_by_name(&req.name).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    if !verify_password(req.password, stored).await {
+    if !verify_password(turn, req.password, stored).await {
+        app.login_throttle.failed(&req.name, address);
         return Err(ApiError::InvalidCredentials);
     }
     let user = user.ok_or(ApiError::InvalidCredentials)?;
@@ -261,7 +304,7 @@ async fn login(app: Arc<App>, req: LoginRequest) -> ApiResult {
     app.store
         .create_session(UserId(user.id), hash, expires_at)
         .await?;
-    let user = user_view(&app, user).await;
+    let user = own_view(&app, user).await;
     Ok(json(
         StatusCode::CREATED,
         &LoginResponse {
@@ -288,7 +331,7 @@ async fn logout(app: Arc<App>, caller: Caller) -> ApiResult {
     responses((status = 200, body = UserView), (status = 401, body = crate::error::ErrorBody)))]
 async fn me(app: Arc<App>, caller: Caller) -> ApiResult {
     let user = app.store.user(caller.user).await?;
-    Ok(json(StatusCode::OK, &user_view(&app, user).await))
+    Ok(json(StatusCode::OK, &own_view(&app, user).await))
 }
 
 #[utoipa::path(patch, path = "/api/users/me", tag = "accounts", security(("bearer" = [])),
@@ -303,18 +346,21 @@ async fn update_me(app: Arc<App>, caller: Caller, req: ProfileUpdate) -> ApiResu
             .transpose()?,
         email: req.email.map(valid_email).transpose()?,
         phone: req.phone.map(valid_phone).transpose()?,
-        avatar: req.avatar.map(|a| valid_upload_url(&app, a)).transpose()?,
+        avatar: match req.avatar {
+            Some(a) => Some(valid_upload_url(&app, a).await?),
+            None => None,
+        },
         password_hash: None,
     };
     if let Some(password) = req.password {
         valid_password(&password)?;
         let current = app.store.user(caller.user).await?;
         let given = req.current_password.unwrap_or_default();
-        if !verify_password(given, Some(current.password_hash)).await {
+        if !verify_password(hash_turn(&app).await?, given, Some(current.password_hash)).await {
             return Err(ApiError::WrongPassword);
         }
         changes.password_hash = Some(
-            hash_password(password)
+            hash_password(hash_turn(&app).await?, password)
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?,
         );
@@ -326,8 +372,14 @@ async fn update_me(app: Arc<App>, caller: Caller, req: ProfileUpdate) -> ApiResu
         app.store
             .delete_other_sessions(caller.user, &caller.token_hash)
             .await?;
+        app.hub
+            .close_user_except(caller.user, &caller.token_hash, CloseReason::REVOKED);
+        app.publish(Event::SessionsRevoked {
+            user: caller.user,
+            keep: caller.token_hash,
+        });
     }
-    Ok(json(StatusCode::OK, &user_view(&app, user).await))
+    Ok(json(StatusCode::OK, &own_view(&app, user).await))
 }
 
 #[utoipa::path(delete, path = "/api/users/me", tag = "accounts", security(("bearer" = [])),
@@ -337,6 +389,15 @@ async fn delete_me(app: Arc<App>, caller: Caller) -> ApiResult {
     let communities = app.store.community_ids_of(caller.user).await?;
     app.store.delete_user(caller.user).await?;
     app.hub.close_user(caller.user, CloseReason::REVOKED);
+    // Their images go with them: messages that showed one now get a 404 for it.
+    match app.store.delete_attachments_of(caller.user).await {
+        Ok(files) => {
+            for file in files {
+                app.uploads.discard(&file).await;
+            }
+        }
+        Err(err) => tracing::warn!(%err, user = caller.user.0, "uploads of a deleted account kept"),
+    }
     app.publish(Event::UserDeleted { user: caller.user });
     // Their friends' lists and their groups' member lists lose them now, not at next reload.
     for contact in contacts {
@@ -365,13 +426,23 @@ pub(super) fn valid_query(q: &str, max: usize) -> Result<(), ApiError> {
     if n == 0 || n > max {
         return Err(ApiError::Invalid(format!("q must be 1-{max} characters")));
     }
+    // A NUL or other control character can mean "anything" to some databases' LIKE; no name
+    // contains one, so such a term is refused.
+    if q.chars().any(char::is_control) {
+        return Err(ApiError::Invalid(
+            "q must not contain control characters".into(),
+        ));
+    }
     Ok(())
 }
 
 #[utoipa::path(get, path = "/api/users/{id}", tag = "accounts", security(("bearer" = [])),
     params(("id" = i64, Path, description = "user id")),
     responses((status = 200, body = UserView), (status = 404, body = crate::error::ErrorBody)))]
-async fn one(id: i64, app: Arc<App>, _caller: Caller) -> ApiResult {
+async fn one(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
     let user = app.store.user(UserId(id)).await?;
+    if caller.user == UserId(id) {
+        return Ok(json(StatusCode::OK, &own_view(&app, user).await));
+    }
     Ok(json(StatusCode::OK, &user_view(&app, user).await))
 }

@@ -44,6 +44,7 @@ pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
 #[utoipa::path(post, path = "/api/attachments", tag = "attachments", security(("bearer" = [])),
     request_body(content_type = "multipart/form-data", description = "field `file`: a png, jpeg, gif or webp image"),
     responses((status = 201, body = AttachmentView), (status = 413, body = crate::error::ErrorBody),
+              (status = 413, description = "over the per-user upload quota (code quota_exceeded)", body = crate::error::ErrorBody),
               (status = 415, body = crate::error::ErrorBody)))]
 async fn upload(
     app: Arc<App>,
@@ -56,6 +57,14 @@ async fn upload(
     if content_length.is_some_and(|n| n > max.saturating_add(MULTIPART_OVERHEAD)) {
         return Err(ApiError::PayloadTooLarge(max));
     }
+    let quota = app.settings.uploads.quota_bytes;
+    let used = app.store.upload_bytes_of(caller.user).await?;
+    if used >= quota
+        || content_length
+            .is_some_and(|n| used.saturating_add(n) > quota.saturating_add(MULTIPART_OVERHEAD))
+    {
+        return Err(ApiError::QuotaExceeded(quota));
+    }
     while let Some(part) = form
         .try_next()
         .await
@@ -65,6 +74,10 @@ async fn upload(
             continue;
         }
         let stored = app.uploads.store(pin!(part.stream())).await?;
+        if used.saturating_add(stored.size) > quota {
+            app.uploads.discard(&stored.file_name).await;
+            return Err(ApiError::QuotaExceeded(quota));
+        }
         let record = app
             .store
             .create_attachment(NewAttachment {
@@ -99,8 +112,11 @@ async fn serve(file: String, app: Arc<App>) -> ApiResult {
         .uploads
         .resolve(&file)
         .ok_or(ApiError::NotFound("file"))?;
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(b) => b,
+    // Streamed from disk in small chunks: a hundred slow downloads of a big file hold a
+    // hundred file handles, not a hundred copies of it (and `server.write_timeout_secs` ends
+    // those that stop reading).
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::NotFound("file"))
         }
@@ -111,14 +127,24 @@ async fn serve(file: String, app: Arc<App>) -> ApiResult {
             )))
         }
     };
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading {}: {e}", path.display())))?
+        .len();
+    let body = warp::hyper::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+        file,
+        64 * 1024,
+    ));
     HttpResponse::builder()
         .header(header::CONTENT_TYPE, image_type.content_type())
+        .header(header::CONTENT_LENGTH, len)
         .header("x-content-type-options", "nosniff")
         .header(
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; img-src 'self'; sandbox",
         )
         .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
-        .body(bytes.into())
+        .body(body)
         .map_err(|e| ApiError::Internal(e.to_string()))
 }

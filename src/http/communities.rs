@@ -104,7 +104,7 @@ async fn view(app: &App, community: Community) -> Result<CommunityView, ApiError
     responses((status = 201, body = CommunityView), (status = 422, body = crate::error::ErrorBody)))]
 async fn create(app: Arc<App>, caller: Caller, req: CreateCommunity) -> ApiResult {
     let name = valid_name(&req.name, MAX_NAME_CHARS, "name")?;
-    let icon = valid_upload_url(&app, req.icon)?;
+    let icon = valid_upload_url(&app, req.icon).await?;
     let description = req.description.filter(|d| !d.is_empty());
     if description
         .as_ref()

@@ -11,7 +11,8 @@ mod communities;
 mod contacts;
 mod conversations;
 pub mod docs;
-mod ops;
+pub mod listen;
+pub mod ops;
 mod page;
 mod system;
 mod views;
@@ -62,8 +63,9 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .or(page::routes())
         .unify();
     let metrics = app.metrics.clone();
-    api.recover(recover)
-        .unify()
+    warp::path::full()
+        .and(api.recover(recover).unify())
+        .map(|path: warp::path::FullPath, reply: Response| harden(path.as_str(), reply))
         .with(warp::log::custom(move |info| {
             metrics.observe_http(
                 info.path(),
@@ -73,6 +75,40 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
             );
         }))
         .map(Reply::into_response)
+        .boxed()
+}
+
+/// What JSON, text and errors may do in a browser: nothing (no scripts, no frames).
+const DATA_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// Swagger UI runs its own bundled scripts and styles, nothing from elsewhere.
+const SWAGGER_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                           script-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'";
+
+/// Adds the headers every response carries: `nosniff`, no framing, and a CSP for responses
+/// that do not set their own (the page and uploads do).
+fn harden(path: &str, mut reply: Response) -> Response {
+    use warp::http::header::{
+        HeaderValue, CONTENT_SECURITY_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    };
+    let headers = reply.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(CONTENT_SECURITY_POLICY) {
+        let csp = if path.starts_with("/swagger") {
+            SWAGGER_CSP
+        } else {
+            DATA_CSP
+        };
+        headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    }
+    reply
+}
+
+/// `/metrics` alone, for `metrics.addr`, with the same headers as everything else.
+pub fn metrics_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
+    warp::path::full()
+        .and(ops::metrics_route(&app).recover(recover).unify())
+        .map(|path: warp::path::FullPath, reply: Response| harden(path.as_str(), reply))
         .boxed()
 }
 
@@ -88,6 +124,8 @@ pub struct Caller {
     pub user: UserId,
     /// The hash of the token presented, to revoke exactly this session.
     pub token_hash: String,
+    /// When the session ends (epoch ms): a websocket opened with it closes then.
+    pub expires_at: i64,
 }
 
 /// Requires `Authorization: Bearer <token>` naming a live session.
@@ -109,9 +147,10 @@ pub fn authed(app: &Arc<App>) -> impl Filter<Extract = (Caller,), Error = Reject
 pub async fn caller_for_token(app: &App, token: &str) -> Result<Caller, ApiError> {
     let hash = token_hash(token);
     match app.store.session_user(&hash).await? {
-        Some(user) => Ok(Caller {
+        Some((user, expires_at)) => Ok(Caller {
             user,
             token_hash: hash,
+            expires_at,
         }),
         None => Err(ApiError::Unauthorized),
     }

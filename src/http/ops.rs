@@ -18,11 +18,37 @@ pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_app(app))
         .then(readyz);
-    let metrics = warp::path!("metrics")
+    let routes = healthz.or(readyz).unify();
+    if app.settings.metrics.addr.is_empty() {
+        routes.or(metrics_route(app)).unify().boxed()
+    } else {
+        // Served on its own address only (see `crate::Server::start`).
+        routes.boxed()
+    }
+}
+
+/// `GET /metrics`, behind `metrics.token` when one is set.
+pub fn metrics_route(app: &Arc<App>) -> BoxedFilter<(Response,)> {
+    warp::path!("metrics")
         .and(warp::get())
         .and(with_app(app))
-        .then(metrics);
-    healthz.or(readyz).unify().or(metrics).unify().boxed()
+        .and(warp::header::optional::<String>("authorization"))
+        .then(|app: Arc<App>, auth: Option<String>| async move {
+            let token = &app.settings.metrics.token;
+            if !token.is_empty() {
+                let given = auth
+                    .as_deref()
+                    .and_then(|h| h.strip_prefix("Bearer "))
+                    .unwrap_or("");
+                // Digests of equal length: the comparison time says nothing about the token.
+                use sha2::{Digest, Sha256};
+                if Sha256::digest(given.as_bytes()) != Sha256::digest(token.as_bytes()) {
+                    return crate::error::ApiError::Unauthorized.into_response();
+                }
+            }
+            metrics(app).await
+        })
+        .boxed()
 }
 
 /// Liveness.

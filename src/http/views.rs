@@ -6,12 +6,15 @@ use utoipa::ToSchema;
 
 use crate::store::{Attachment, Community, User};
 
-/// A user as others see it. `online` is live presence.
+/// A user. `online` is live presence. `email` and `phone` are shown to the user themselves
+/// only; everyone else gets `null`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
     pub id: i64,
     pub name: String,
+    /// Only in the user's own view.
     pub email: Option<String>,
+    /// Only in the user's own view.
     pub phone: Option<String>,
     pub avatar: Option<String>,
     pub online: bool,
@@ -20,7 +23,17 @@ pub struct UserView {
 }
 
 impl UserView {
+    /// The user as others see them: no email, no phone.
     pub fn new(user: User, online: bool) -> Self {
+        Self {
+            email: None,
+            phone: None,
+            ..Self::own(user, online)
+        }
+    }
+
+    /// The user as they see themselves, contact details included.
+    pub fn own(user: User, online: bool) -> Self {
         Self {
             id: user.id,
             name: user.name,

@@ -1,6 +1,6 @@
 //! Records of uploaded files.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::entity::attachment;
 use super::{now_ms, Attachment, Store, StoreError};
@@ -37,5 +37,33 @@ impl Store {
             .one(self.conn())
             .await?
             .ok_or(StoreError::NotFound("file"))
+    }
+
+    /// Bytes `user` has uploaded and still owns (for the per-user quota).
+    pub async fn upload_bytes_of(&self, user: UserId) -> Result<u64, StoreError> {
+        let sizes: Vec<i64> = attachment::Entity::find()
+            .select_only()
+            .column(attachment::Column::Size)
+            .filter(attachment::Column::OwnerId.eq(user.0))
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        Ok(sizes.into_iter().map(|s| s.max(0) as u64).sum())
+    }
+
+    /// Forgets every upload of `user` and returns their file names (to remove from disk).
+    pub async fn delete_attachments_of(&self, user: UserId) -> Result<Vec<String>, StoreError> {
+        let files: Vec<String> = attachment::Entity::find()
+            .select_only()
+            .column(attachment::Column::FileName)
+            .filter(attachment::Column::OwnerId.eq(user.0))
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        attachment::Entity::delete_many()
+            .filter(attachment::Column::OwnerId.eq(user.0))
+            .exec(self.conn())
+            .await?;
+        Ok(files)
     }
 }

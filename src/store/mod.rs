@@ -96,7 +96,9 @@ impl Store {
             });
         let db = connect(options).await?;
         migrate(&db).await?;
-        Ok(Self { db })
+        let store = Self { db };
+        store.rekey_names().await?;
+        Ok(store)
     }
 
     /// Whether the database answers a trivial query (for `/readyz`).

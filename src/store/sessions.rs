@@ -27,14 +27,18 @@ impl Store {
         Ok(())
     }
 
-    /// The user a live (known, unexpired) token belongs to.
-    pub async fn session_user(&self, token_hash: &str) -> Result<Option<UserId>, StoreError> {
+    /// The user a live (known, unexpired) token belongs to, and when the session ends (epoch
+    /// ms), so a websocket opened with it can be closed at that moment.
+    pub async fn session_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(UserId, i64)>, StoreError> {
         Ok(session::Entity::find()
             .filter(session::Column::TokenHash.eq(token_hash))
             .filter(session::Column::ExpiresAt.gt(now_ms()))
             .one(self.conn())
             .await?
-            .map(|s| UserId(s.user_id)))
+            .map(|s| (UserId(s.user_id), s.expires_at)))
     }
 
     /// Revokes one token.

@@ -27,12 +27,39 @@ pub struct UserChanges {
     pub avatar: Option<Option<String>>,
 }
 
-/// The key that name uniqueness and search use, so "Alice" and "alice" are one name everywhere.
+/// The key that name uniqueness, log-in and search use: the name's skeleton, so "Alice",
+/// "alice" and "аlice" (Cyrillic а) are one name everywhere.
 pub(crate) fn name_key(name: &str) -> String {
-    name.to_lowercase()
+    crate::names::skeleton(name)
 }
 
 impl Store {
+    /// Brings name keys stored by an older rule (plain lower case) up to the skeleton, so old
+    /// accounts still log in and still block look-alikes. A key another account already holds
+    /// stays as it was (logged): two old names that are now confusable keep working.
+    pub(super) async fn rekey_names(&self) -> Result<(), StoreError> {
+        use super::entity::community;
+        for row in user::Entity::find().all(self.conn()).await? {
+            let key = name_key(&row.name);
+            if key != row.name_key {
+                let mut active: user::ActiveModel = row.into();
+                active.name_key = Set(key);
+                if let Err(err) = active.update(self.conn()).await {
+                    tracing::warn!(%err, "name key left as it was");
+                }
+            }
+        }
+        for row in community::Entity::find().all(self.conn()).await? {
+            let key = name_key(&row.name);
+            if key != row.name_key {
+                let mut active: community::ActiveModel = row.into();
+                active.name_key = Set(key);
+                active.update(self.conn()).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Registers a user; `NameTaken` if the name (case-insensitively) is in use.
     pub async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
         let row = user::ActiveModel {

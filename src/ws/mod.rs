@@ -43,7 +43,7 @@ pub fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(authenticated)
         .and(warp::ws())
-        .and(warp::addr::remote())
+        .and(crate::http::listen::peer())
         .and(with_app(app))
         .map(
             |caller: Caller, ws: Ws, peer: Option<SocketAddr>, app: Arc<App>| {
@@ -65,11 +65,26 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
     // Shutdown waits for every connection holding one of these.
     let _alive = app.connections.token();
     let user = caller.user;
+    let cap = app.settings.chat.max_sockets_per_user;
+    if cap > 0 && app.hub.count(user) >= cap {
+        // The newest is refused, so a user's working devices are never the ones cut off.
+        tracing::info!(user = user.0, cap, "too many sockets: refusing");
+        let mut socket = socket;
+        let reason = CloseReason::TOO_MANY;
+        let close = warp::filters::ws::Message::close_with(reason.code, reason.reason);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            let _ = futures_util::SinkExt::send(&mut socket, close).await;
+            let _ = futures_util::SinkExt::close(&mut socket).await;
+        })
+        .await;
+        return;
+    }
     let (node, queue) = Node::new(
         app.hub.next_id(),
         user,
         peer,
         caller.token_hash,
+        caller.expires_at,
         app.settings.chat.queue_len,
     );
     tracing::debug!(node = node.id.0, user = user.0, ?peer, "connected");

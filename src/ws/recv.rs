@@ -10,7 +10,10 @@ use warp::filters::ws::WebSocket;
 
 use crate::app::App;
 use crate::dispatch::{dispatch, parse, FrameError};
-use crate::hub::{Node, Outgoing};
+use crate::hub::{CloseReason, Node, Outgoing};
+
+/// The longest single timer for a session's expiry (longer ones are re-armed).
+const MAX_TIMER: Duration = Duration::from_secs(86_400);
 
 /// How long a stopping node waits for a client to answer its close frame.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
@@ -50,6 +53,25 @@ impl RateLimit {
     }
 }
 
+/// The RFC 6455 close code for a frame the client got wrong (`None`: the connection broke).
+fn close_reason_for(err: &warp::Error) -> Option<CloseReason> {
+    use std::error::Error as _;
+    use tungstenite::error::Error as WsError;
+    let mut source = err.source();
+    while let Some(e) = source {
+        if let Some(ws) = e.downcast_ref::<WsError>() {
+            return match ws {
+                WsError::Capacity(_) => Some(CloseReason::TOO_BIG),
+                WsError::Utf8 => Some(CloseReason::BAD_DATA),
+                WsError::Protocol(_) => Some(CloseReason::PROTOCOL),
+                _ => None,
+            };
+        }
+        source = e.source();
+    }
+    None
+}
+
 pub(super) async fn recv_proc(
     app: &Arc<App>,
     node: &Arc<Node>,
@@ -64,9 +86,29 @@ pub(super) async fn recv_proc(
     // again elsewhere) until the client answers the close frame: closing a socket with unread
     // data would reset it and could cost the client acks still in flight to it.
     let mut draining = false;
+    // The session ends at `expires_at`: the socket closes then, like a revoked one.
+    let left_ms = node
+        .expires_at
+        .saturating_sub(crate::store::now_ms())
+        .max(0);
+    let expiry = tokio::time::sleep(Duration::from_millis(left_ms as u64).min(MAX_TIMER));
+    tokio::pin!(expiry);
     loop {
         let next = tokio::select! {
             next = stream.next() => next,
+            _ = &mut expiry, if !draining => {
+                if crate::store::now_ms() >= node.expires_at {
+                    tracing::info!(node = node.id.0, user = node.user.0, "session expired: closing");
+                    node.close(CloseReason::REVOKED);
+                    break;
+                }
+                // A far-off expiry is reached in steps (timers have a range).
+                let left_ms = node.expires_at.saturating_sub(crate::store::now_ms()).max(0);
+                expiry.as_mut().reset(
+                    tokio::time::Instant::now() + Duration::from_millis(left_ms as u64).min(MAX_TIMER),
+                );
+                continue;
+            }
             _ = node.closing(), if !draining => break,
             _ = app.stopping.cancelled(), if !draining => {
                 draining = true;
@@ -87,6 +129,9 @@ pub(super) async fn recv_proc(
             Some(Ok(m)) => m,
             Some(Err(err)) => {
                 tracing::debug!(node = node.id.0, %err, "websocket read error");
+                if let Some(reason) = close_reason_for(&err) {
+                    node.close(reason);
+                }
                 break;
             }
             None => break,
