@@ -74,7 +74,7 @@ pub fn connection_cap(configured: usize) -> usize {
                     lim.rlim_cur = lim.rlim_max;
                 }
             }
-            let room = (lim.rlim_cur as u64).saturating_sub(FD_RESERVE).max(16);
+            let room: u64 = lim.rlim_cur.saturating_sub(FD_RESERVE).max(16);
             cap = cap.min(usize::try_from(room).unwrap_or(usize::MAX));
         }
     }
