@@ -102,14 +102,15 @@ impl LoginThrottle {
 
     /// `None` when this log-in may go ahead; else the seconds to wait (`Retry-After`).
     pub fn check(&self, account: &str, address: Option<IpAddr>) -> Option<u64> {
-        let by_account = self.accounts.wait(&account.to_lowercase());
+        let by_account = self.accounts.wait(&crate::names::skeleton(account));
         let by_address = address.and_then(|a| self.addresses.wait(&a));
         by_account.into_iter().chain(by_address).max()
     }
 
     /// Records a failed log-in.
     pub fn failed(&self, account: &str, address: Option<IpAddr>) {
-        self.accounts.fail(account.to_lowercase());
+        // By skeleton, like log-in itself: look-alike spellings of a name are one account.
+        self.accounts.fail(crate::names::skeleton(account));
         if let Some(a) = address {
             self.addresses.fail(a);
         }
