@@ -2,9 +2,12 @@
 //! on one node reaches recipients connected to any node, at once.
 //!
 //! Shape (GinChat's `udp_send`/`udp_recv`, made reliable):
-//! - `udp_send` ([`sender`]) numbers each event per origin, seals it ([`packet`]: HMAC-SHA256
-//!   with the cluster secret), keeps the last packets for re-sending, and broadcasts it; every
-//!   second it broadcasts a heartbeat carrying the last number.
+//! - `udp_send` ([`sender`]) numbers each event per origin, seals it ([`packet`]:
+//!   XChaCha20-Poly1305 under a key derived from the cluster secret), keeps the last packets for
+//!   re-sending, and broadcasts it; every second it broadcasts a heartbeat carrying the last
+//!   number. Control packets (heartbeats, re-send requests) carry their own number, so a
+//!   replayed one is refused, and a re-send request is answered only at the requester's known
+//!   address, with at most [`MAX_RESEND`] packets.
 //! - `udp_recv` ([`receiver`]) drops what is not ours (bad MAC, other cluster, our own echo,
 //!   replayed or stale numbers, each counted in `/metrics`), applies the rest to local Nodes
 //!   only, and notices gaps from the numbers and heartbeats: it asks the origin to re-send,
@@ -17,6 +20,7 @@ mod event;
 mod packet;
 mod peers;
 mod pubsub;
+pub mod secret;
 mod udp;
 
 use std::collections::VecDeque;
@@ -36,6 +40,8 @@ use crate::store::now_ms;
 
 /// Packets kept for re-sending.
 const RESEND_WINDOW: usize = 16_384;
+/// Most packets sent in answer to one re-send request (its size: the request asks for no more).
+pub const MAX_RESEND: u64 = 256;
 /// Events waiting for `udp_send`.
 const OUTBOX: usize = 16_384;
 
@@ -79,8 +85,8 @@ impl Transport {
 /// Why the cluster could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("cluster.secret is empty: a cluster refuses to start without one")]
-    NoSecret,
+    #[error("{0}")]
+    WeakSecret(#[from] secret::WeakSecret),
     #[error("redis transport needs redis.url")]
     NoRedis,
     #[error("udp: {0}")]
@@ -122,9 +128,7 @@ impl Cluster {
         redis_url: &str,
         node: String,
     ) -> Result<(Self, Parts), ClusterError> {
-        if settings.secret.is_empty() {
-            return Err(ClusterError::NoSecret);
-        }
+        secret::check(&settings.secret)?;
         let transport = match settings.transport {
             TransportKind::Udp => {
                 let udp = udp::Udp::bind(settings.broadcast, settings.port)?;
@@ -154,7 +158,7 @@ impl Cluster {
             Parts {
                 transport: Arc::new(transport),
                 outbox: rx,
-                codec: Codec::new(&settings.secret),
+                codec: Codec::new(&settings.secret, &settings.name),
                 settings: settings.clone(),
                 epoch,
             },
@@ -179,6 +183,7 @@ impl Cluster {
             name: parts.settings.name.clone(),
             epoch: parts.epoch,
             next: 1,
+            next_control: 1,
             kept: VecDeque::with_capacity(RESEND_WINDOW),
             heartbeat: Duration::from_millis(parts.settings.heartbeat_ms.max(50)),
         };
@@ -224,28 +229,41 @@ struct Sender {
     name: String,
     epoch: u64,
     next: u64,
+    /// The next control number (heartbeats, requests): its own sequence, for replay windows.
+    next_control: u64,
     kept: VecDeque<(u64, Vec<u8>)>,
     heartbeat: Duration,
 }
 
 impl Sender {
-    fn envelope(&self, n: u64, event: Event) -> Envelope {
+    fn envelope(&self, n: u64, c: u64, to: Option<&str>, event: Event) -> Envelope {
         Envelope {
             cluster: self.name.clone(),
             node: self.node.clone(),
             epoch: self.epoch,
             n,
+            c,
+            to: to.map(str::to_string),
             ts: now_ms(),
             event,
         }
     }
 
+    /// Seals a control event with the next control number, for one node or (`None`) all.
+    fn seal_control(&mut self, to: Option<&str>, event: Event) -> Vec<u8> {
+        let c = self.next_control;
+        self.next_control += 1;
+        self.codec.seal(&self.envelope(0, c, to, event))
+    }
+
     /// Seals an event, falling back to a body-less reference when it does not fit.
     fn seal(&self, n: u64, event: Event) -> Vec<u8> {
         let reference = event.without_body();
-        let packet = self.codec.seal(&self.envelope(n, event));
+        let packet = self.codec.seal(&self.envelope(n, 0, None, event));
         match reference {
-            Some(small) if packet.len() > MAX_PACKET => self.codec.seal(&self.envelope(n, small)),
+            Some(small) if packet.len() > MAX_PACKET => {
+                self.codec.seal(&self.envelope(n, 0, None, small))
+            }
             _ => packet,
         }
     }
@@ -260,7 +278,7 @@ impl Sender {
                 },
                 _ = tick.tick() => {
                     let last = self.next - 1;
-                    let packet = self.seal(0, Event::Heartbeat { last });
+                    let packet = self.seal_control(None, Event::Heartbeat { last });
                     self.transport.broadcast(&packet).await;
                 }
                 _ = self.app.stopping.cancelled() => return,
@@ -282,14 +300,16 @@ impl Sender {
                 self.kept.push_back((n, packet));
             }
             Outbound::Control(to, event) => {
-                let packet = self.seal(0, event);
+                let packet = self.seal_control(Some(&to.node), event);
                 self.transport.unicast(&to, &packet).await;
             }
             Outbound::Resend(to, from, until) => {
+                // One request, one bounded answer, whatever it asked for.
+                let until = until.min(from.saturating_add(MAX_RESEND - 1));
                 let oldest = self.kept.front().map(|(n, _)| *n).unwrap_or(self.next);
                 if from < oldest {
-                    let gone = self.seal(
-                        0,
+                    let gone = self.seal_control(
+                        Some(&to.node),
                         Event::Gone {
                             from,
                             to: until.min(oldest.saturating_sub(1)),

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::event::Event;
-use super::packet::{Codec, Drop, Envelope};
+use super::packet::{Codec, Drop, Envelope, ReplayWindow};
 use super::{Inbound, PeerAddr};
 use crate::app::App;
 use crate::config::ClusterSettings;
@@ -45,7 +45,8 @@ struct Peer {
     received: BTreeSet<u64>,
     /// The highest number known to exist (from packets and heartbeats).
     known: u64,
-    last_heartbeat_ts: i64,
+    /// Control numbers seen this epoch: a replayed heartbeat or request is refused.
+    controls: ReplayWindow,
     last_heard: Instant,
     /// Where the oldest gap starts, and for how many rounds it has been asked for: attempts
     /// count only while that gap stays open.
@@ -158,6 +159,7 @@ impl Receiver {
             node,
             epoch,
             n,
+            c,
             ts,
             event,
             ..
@@ -175,7 +177,7 @@ impl Receiver {
                 contiguous: 0,
                 received: BTreeSet::new(),
                 known: 0,
-                last_heartbeat_ts: 0,
+                controls: ReplayWindow::default(),
                 last_heard: Instant::now(),
                 gap_from: 0,
                 attempts: 0,
@@ -194,7 +196,7 @@ impl Receiver {
                 contiguous: 0,
                 received: BTreeSet::new(),
                 known: 0,
-                last_heartbeat_ts: 0,
+                controls: ReplayWindow::default(),
                 last_heard: Instant::now(),
                 gap_from: 0,
                 attempts: 0,
@@ -215,17 +217,18 @@ impl Receiver {
         }
         let control = event.is_control();
         if control {
-            if let Event::Heartbeat { .. } = event {
-                if ts <= peer.last_heartbeat_ts {
-                    self.drop_packet(Drop::Replayed);
-                    return;
-                }
-                peer.last_heartbeat_ts = ts;
+            if !peer.controls.accept(c) {
+                self.drop_packet(Drop::Replayed);
+                return;
             }
         } else if n == 0 || n <= peer.contiguous || peer.received.contains(&n) {
             self.drop_packet(Drop::Replayed);
             return;
         }
+        // Requests are answered only where the origin was already known to be (learned from
+        // authenticated, fresh packets), never at a packet's own source: a request heard first
+        // (before any other packet of this epoch) waits for the requester's next round.
+        let known_addr = (!first_contact).then(|| peer.addr.clone());
         peer.addr = addr;
         peer.last_heard = Instant::now();
         let revived = !peer.alive;
@@ -233,16 +236,16 @@ impl Receiver {
         if !control {
             peer.mark(n);
         }
-        let peer_addr = peer.addr.clone();
         match event {
             Event::Heartbeat { last } => {
                 peer.known = peer.known.max(last);
             }
-            Event::Resend { from, to } => {
-                if let Some(cluster) = &self.app.cluster {
-                    cluster.resend(peer_addr, from, to.min(from + MAX_RANGE));
+            Event::Resend { from, to } => match (&self.app.cluster, known_addr) {
+                (Some(cluster), Some(known)) => {
+                    cluster.resend(known, from, to.min(from.saturating_add(MAX_RANGE - 1)));
                 }
-            }
+                _ => self.drop_packet(Drop::WrongAddress),
+            },
             Event::Gone { from, to } => {
                 tracing::warn!(%node, from, to, "cluster: origin no longer has packets; catching up from storage");
                 peer.give_up_to(to);
@@ -259,7 +262,7 @@ impl Receiver {
         self.refresh_view();
     }
 
-    /// Magic, MAC, cluster name, and not our own echo.
+    /// Magic, tag, cluster name, not our own echo, and not a unicast meant for another node.
     fn check(&self, inbound: &Inbound) -> Result<Envelope, Drop> {
         let envelope = self.codec.open(&inbound.bytes)?;
         if envelope.cluster != self.settings.name {
@@ -267,6 +270,9 @@ impl Receiver {
         }
         if envelope.node == self.me {
             return Err(Drop::Own);
+        }
+        if envelope.to.as_ref().is_some_and(|to| *to != self.me) {
+            return Err(Drop::NotForUs);
         }
         Ok(envelope)
     }
@@ -465,7 +471,7 @@ mod tests {
             contiguous,
             received: received.iter().copied().collect(),
             known,
-            last_heartbeat_ts: 0,
+            controls: ReplayWindow::default(),
             last_heard: Instant::now(),
             gap_from: 0,
             attempts: 0,

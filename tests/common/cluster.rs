@@ -27,6 +27,75 @@ pub const HEARTBEAT_MS: u64 = 200;
 /// A peer silent this long is gone (short, so the node-loss test does not wait long).
 pub const PEER_TIMEOUT_MS: u64 = 3000;
 
+/// A cluster secret the node accepts: 64 random hex characters (as `openssl rand -hex 32`).
+pub fn strong_secret() -> String {
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("{a}{b}")
+}
+
+/// The packet key, derived as docs say: HKDF-SHA256(salt "chorus cluster {name}", secret),
+/// expanded for "chorus cluster packet key v2". Written from the spec, not taken from the
+/// server, so a test checks the wire format too.
+fn packet_cipher(secret: &str, name: &str) -> chacha20poly1305::XChaCha20Poly1305 {
+    use chacha20poly1305::KeyInit;
+    let salt = format!("chorus cluster {name}");
+    let kdf = hkdf::Hkdf::<sha2::Sha256>::new(Some(salt.as_bytes()), secret.as_bytes());
+    let mut key = [0u8; 32];
+    kdf.expand(b"chorus cluster packet key v2", &mut key)
+        .expect("hkdf expand");
+    chacha20poly1305::XChaCha20Poly1305::new(&key.into())
+}
+
+/// `CHR2` + random 24-byte nonce + XChaCha20-Poly1305(JSON envelope, aad = `CHR2`).
+pub fn seal_packet(secret: &str, name: &str, envelope: &Value) -> Vec<u8> {
+    use chacha20poly1305::aead::{Aead, Payload};
+    let body = serde_json::to_vec(envelope).expect("json");
+    let nonce: [u8; 24] = rand::random();
+    let sealed = packet_cipher(secret, name)
+        .encrypt(
+            chacha20poly1305::XNonce::from_slice(&nonce),
+            Payload {
+                msg: &body,
+                aad: b"CHR2",
+            },
+        )
+        .expect("seal");
+    [b"CHR2".as_slice(), &nonce, &sealed].concat()
+}
+
+/// The JSON envelope of a packet sealed for cluster `name` with `secret`, if it is one.
+pub fn open_packet(secret: &str, name: &str, packet: &[u8]) -> Option<Value> {
+    use chacha20poly1305::aead::{Aead, Payload};
+    let rest = packet.strip_prefix(b"CHR2")?;
+    if rest.len() < 24 + 16 {
+        return None;
+    }
+    let (nonce, sealed) = rest.split_at(24);
+    let body = packet_cipher(secret, name)
+        .decrypt(
+            chacha20poly1305::XNonce::from_slice(nonce),
+            Payload {
+                msg: sealed,
+                aad: b"CHR2",
+            },
+        )
+        .ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+impl Cluster {
+    /// Opens a packet of this cluster (`None` if it is not one, or was tampered with).
+    pub fn open(&self, packet: &[u8]) -> Option<Value> {
+        open_packet(&self.secret, &self.name, packet)
+    }
+
+    /// Seals an envelope as a node of this cluster would.
+    pub fn seal(&self, envelope: &Value) -> Vec<u8> {
+        seal_packet(&self.secret, &self.name, envelope)
+    }
+}
+
 /// How the nodes talk to each other.
 #[derive(Clone, Debug)]
 pub enum Transport {
@@ -76,7 +145,7 @@ impl Cluster {
     pub async fn start(db: Arc<TestDb>, transport: &Transport, n: usize) -> Cluster {
         let tag = uuid::Uuid::new_v4().simple().to_string();
         let name = format!("t{}", &tag[..12]);
-        let secret = format!("secret-{tag}");
+        let secret = strong_secret();
         // Below the ephemeral range (32768+): a port an outgoing socket already holds cannot
         // be bound again.
         let port = 20000 + (rand::random::<u16>() % 12000);
@@ -155,6 +224,22 @@ impl Cluster {
                     want.iter()
                         .all(|w| peers.iter().any(|p| p == w))
                         .then_some(())
+                },
+            )
+            .await;
+        }
+    }
+
+    /// Waits until every node lists `peer` (say, a member the test plays itself).
+    pub async fn wait_full_mesh_with(&self, peer: &str) {
+        for (i, node) in self.nodes.iter().enumerate() {
+            let me = &self.ids[i];
+            wait_for(
+                PEER_DEADLINE,
+                &format!("/readyz of {me} to list peer {peer}"),
+                || async {
+                    let peers = readyz_peers(node, me).await;
+                    peers.iter().any(|p| p == peer).then_some(())
                 },
             )
             .await;
