@@ -33,7 +33,7 @@ DB=single.db start_node single 18181
 kill "${pids[@]}"; wait 2>/dev/null || true; pids=()
 
 echo "== three nodes on one database (${BENCH_DATABASE_URL:-one SQLite file}), UDP broadcast on 127.255.255.255"
-secret=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')  # 32 random bytes: a strong secret
 for i in 1 2 3; do
     DB=cluster.db start_node "n$i" "1828$i" CHORUS__CLUSTER__ENABLED=true \
         CHORUS__CLUSTER__SECRET="$secret" CHORUS__CLUSTER__NODE_ID="n$i" \

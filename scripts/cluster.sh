@@ -7,7 +7,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo build --release --bin chorus
 mkdir -p data
-secret=${CHORUS__CLUSTER__SECRET:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+# 32 random bytes as 64 hex characters (a node refuses a weak secret; `openssl rand -base64 32`
+# makes one too).
+secret=${CHORUS__CLUSTER__SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM
 for i in 1 2 3; do
