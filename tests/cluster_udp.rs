@@ -86,7 +86,9 @@ async fn capture(
         let left = end.saturating_duration_since(Instant::now());
         let (len, _) = tokio::time::timeout(left, sock.recv_from(&mut buf))
             .await
-            .unwrap_or_else(|_| panic!("no packet with {what} within 20s ({seen} other packets heard)"))
+            .unwrap_or_else(|_| {
+                panic!("no packet with {what} within 20s ({seen} other packets heard)")
+            })
             .expect("recv");
         seen += 1;
         let packet = buf[..len].to_vec();
@@ -105,9 +107,13 @@ async fn capture(
 
 /// Waits for the broadcast of the message event whose content is `content`.
 async fn capture_message(c: &Cluster, sock: &UdpSocket, content: &str) -> (Vec<u8>, Value) {
-    capture(c, sock, &format!("the message {content:?}"), content.as_bytes(), |env| {
-        env["event"]["e"] == "message" && env["event"]["body"]["content"] == content
-    })
+    capture(
+        c,
+        sock,
+        &format!("the message {content:?}"),
+        content.as_bytes(),
+        |env| env["event"]["e"] == "message" && env["event"]["body"]["content"] == content,
+    )
     .await
 }
 
@@ -376,7 +382,10 @@ async fn replayed_resend_requests_get_no_answer_and_move_no_address() {
     let mut b = Conn::open(n0, &bob, "bob@n0").await;
     let mut sent = Vec::new();
     for i in 0..10 {
-        sent.push(a.private(&format!("m-{i}"), bob.id, &format!("m {i}")).await);
+        sent.push(
+            a.private(&format!("m-{i}"), bob.id, &format!("m {i}"))
+                .await,
+        );
     }
     b.expect_exactly(&sent).await;
 
@@ -386,7 +395,11 @@ async fn replayed_resend_requests_get_no_answer_and_move_no_address() {
     let hb = m.control(&c, None, serde_json::json!({"e": "heartbeat", "last": 0}));
     m.broadcast(&c, &hb).await;
     c.wait_full_mesh_with(&m.id).await;
-    let ask = m.control(&c, Some(&id1), serde_json::json!({"e": "resend", "from": 1, "to": 400}));
+    let ask = m.control(
+        &c,
+        Some(&id1),
+        serde_json::json!({"e": "resend", "from": 1, "to": 400}),
+    );
     m.broadcast(&c, &ask).await;
     let (_, resent, _) = m.hear(&c, &id1, "message").await;
     assert!(resent["n"].as_u64().unwrap_or(0) >= 1, "{resent}");
@@ -413,7 +426,13 @@ async fn replayed_resend_requests_get_no_answer_and_move_no_address() {
     }
     // Node 1 has read both (and refused them)...
     wait_metric(n1, "node 1", &dropped("replayed"), before_replayed + 1.0).await;
-    wait_metric(n1, "node 1", &dropped("not_for_us"), before_not_for_us + 1.0).await;
+    wait_metric(
+        n1,
+        "node 1",
+        &dropped("not_for_us"),
+        before_not_for_us + 1.0,
+    )
+    .await;
     // ...and sends nothing to X (before the fix: up to 400 packets).
     assert_silent(&x, "the replaying address X", Duration::from_secs(2)).await;
 
@@ -422,7 +441,11 @@ async fn replayed_resend_requests_get_no_answer_and_move_no_address() {
     // (Asking again for the one packet already heard: what is left of the first answer
     // cannot pass for it.)
     let k = resent["n"].as_u64().expect("n");
-    let ask = m.control(&c, Some(&id1), serde_json::json!({"e": "resend", "from": k, "to": k}));
+    let ask = m.control(
+        &c,
+        Some(&id1),
+        serde_json::json!({"e": "resend", "from": k, "to": k}),
+    );
     m.broadcast(&c, &ask).await;
     loop {
         let (_, again, _) = m.hear(&c, &id1, "message").await;
@@ -567,7 +590,10 @@ async fn weak_cluster_secrets_are_refused_at_start() {
             .env("CHORUS__UPLOADS__DIR", dir.path().join("uploads"))
             .env("CHORUS__CLUSTER__ENABLED", "true")
             .env("CHORUS__CLUSTER__SECRET", secret)
-            .env("CHORUS__CLUSTER__BROADCAST", format!("127.255.255.255:{port}"))
+            .env(
+                "CHORUS__CLUSTER__BROADCAST",
+                format!("127.255.255.255:{port}"),
+            )
             .env("CHORUS__CLUSTER__PORT", port.to_string())
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
