@@ -1,6 +1,8 @@
 //! The state one node shares between its HTTP handlers, websocket connections and background
 //! tasks, and the fan-out steps that need several parts of it.
 
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -10,7 +12,7 @@ use crate::commit::Committer;
 use crate::config::Settings;
 use crate::frame::ServerFrame;
 use crate::hub::{Hub, NodeId, Outgoing};
-use crate::ids::{CommunityId, UserId};
+use crate::ids::{CommunityId, ConversationId, UserId};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::store::{Store, StoredMessage};
@@ -97,10 +99,20 @@ impl App {
             user,
             joined,
         };
-        let out = Outgoing::Frame(frame.to_text().into());
+        let text: Arc<str> = frame.to_text().into();
+        let out = Outgoing::Frame(text.clone());
         // Someone who left is no longer a member but still hears it on their other devices.
-        let audience = members.into_iter().chain((!joined).then_some(user));
+        let audience = members.into_iter().filter(|m| *m != user);
         self.hub.send_to_users(audience, &out, None);
+        let own = if joined {
+            Outgoing::Joined {
+                conversation: ConversationId::Group(community),
+                text,
+            }
+        } else {
+            out
+        };
+        self.hub.send_to_users([user], &own, None);
     }
 
     /// Tells every peer (no-op outside a cluster).

@@ -17,7 +17,7 @@ use crate::cluster::Event;
 use crate::frame::{Media, ServerFrame};
 use crate::hub::{Node, Outgoing};
 use crate::ids::{CommunityId, ConversationId, UserId};
-use crate::store::{NewMessage, StoredMessage};
+use crate::store::{Appended, NewMessage, StoredMessage};
 
 /// Most sends stored in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -40,6 +40,8 @@ pub enum SendError {
     UnknownUser(UserId),
     #[error("you are not in community {0}")]
     NotAMember(CommunityId),
+    #[error("{0}")]
+    Unstorable(&'static str),
     #[error("the message could not be stored; send it again with the same id")]
     Unavailable,
 }
@@ -50,9 +52,37 @@ impl SendError {
         match self {
             Self::UnknownUser(_) => "unknown_user",
             Self::NotAMember(_) => "not_a_member",
+            Self::Unstorable(_) => "invalid_text",
             Self::Unavailable => "unavailable",
         }
     }
+}
+
+/// The longest content every backend stores (MySQL/MariaDB `TEXT`), whatever the configured
+/// limit: a longer one is refused here rather than failing (or being cut) in the database.
+pub const MAX_STORABLE_CONTENT_BYTES: usize = 65_535;
+/// The longest client id the `client_id` column holds on every backend, in bytes.
+pub const MAX_STORABLE_CLIENT_ID_BYTES: usize = 64;
+
+/// Refuses what some backend cannot store, the same way on every backend, before it can reach
+/// (and fail) a batch of other users' sends: U+0000 (PostgreSQL refuses it in text) and lengths
+/// over the columns' sizes.
+pub fn storable(client_id: Option<&str>, content: &str) -> Result<(), SendError> {
+    if content.contains('\0') {
+        return Err(SendError::Unstorable("content must not contain U+0000"));
+    }
+    if content.len() > MAX_STORABLE_CONTENT_BYTES {
+        return Err(SendError::Unstorable("content is over 65535 bytes"));
+    }
+    if let Some(id) = client_id {
+        if id.contains('\0') {
+            return Err(SendError::Unstorable("id must not contain U+0000"));
+        }
+        if id.is_empty() || id.len() > MAX_STORABLE_CLIENT_ID_BYTES {
+            return Err(SendError::Unstorable("id must be 1-64 bytes"));
+        }
+    }
+    Ok(())
 }
 
 /// Who hears the outcome of a send.
@@ -71,6 +101,9 @@ pub struct Submission {
     pub target: Target,
     pub media: Media,
     pub content: String,
+    /// The message id to store it under, chosen before submitting by a sender without a client
+    /// id, so its connection can recognise (and skip) its own message before the ack comes.
+    pub message_id: Option<String>,
 }
 
 impl Submission {
@@ -152,16 +185,23 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
         Err(err) => {
             tracing::error!(%err, "resolving recipients");
             for s in batch {
-                reply(s.origin, s.client_id, Err(SendError::Unavailable));
+                reply(
+                    s.origin,
+                    s.client_id,
+                    s.message_id,
+                    Err(SendError::Unavailable),
+                );
             }
             return;
         }
     };
     let mut accepted = Vec::with_capacity(batch.len());
     for s in batch {
-        match check(&s, &members) {
+        let verdict =
+            storable(s.client_id.as_deref(), &s.content).and_then(|()| check(&s, &members));
+        match verdict {
             Ok(()) => accepted.push(s),
-            Err(e) => reply(s.origin, s.client_id, Err(e)),
+            Err(e) => reply(s.origin, s.client_id, s.message_id, Err(e)),
         }
     }
     if accepted.is_empty() {
@@ -189,32 +229,33 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
             media: s.media,
             content: s.content.clone(),
             client_id: s.client_id.clone(),
+            id: s.message_id.clone(),
         })
         .collect();
-    let stored = match app.store.append_batch(&new).await {
-        Ok(stored) => stored,
-        Err(err) => {
-            tracing::error!(%err, batch = new.len(), "storing a batch");
-            for s in accepted {
-                reply(s.origin, s.client_id, Err(SendError::Unavailable));
-            }
-            return;
-        }
-    };
-    app.metrics
-        .messages_stored
-        .inc_by(stored.iter().filter(|a| !a.duplicate).count() as u64);
+    let stored = store(app, &new).await;
+    app.metrics.messages_stored.inc_by(
+        stored
+            .iter()
+            .filter(|a| a.as_ref().is_ok_and(|a| !a.duplicate))
+            .count() as u64,
+    );
     for (s, appended) in accepted.into_iter().zip(stored) {
+        let appended = match appended {
+            Ok(appended) => appended,
+            Err(e) => {
+                reply(s.origin, s.client_id, s.message_id, Err(e));
+                continue;
+            }
+        };
         let message = appended.message;
         let origin_node = match &s.origin {
             Origin::Node(node) => Some(node.id),
             Origin::Caller(_) => None,
         };
-        reply(s.origin, s.client_id, Ok(message.clone()));
-        if appended.duplicate {
-            // Recipients had it the first time (or will, from storage): a retry only re-acks.
-            continue;
-        }
+        reply(s.origin, s.client_id, s.message_id, Ok(message.clone()));
+        // A retry of a stored send is announced again too: the first attempt may have been
+        // stored but never announced (a crash between commit and fan-out). Repeats cost
+        // nothing downstream, since every connection drops seqs it already holds.
         let recipients: Vec<UserId> = match s.target {
             Target::User(to) => s.sender.into_iter().chain([to]).collect(),
             Target::System(to) => vec![to],
@@ -223,6 +264,34 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
         app.deliver_local(&message, &recipients, origin_node);
         app.publish(Event::message(&message));
     }
+}
+
+/// Stores a batch in one transaction; if that fails, stores its sends one by one, so a send the
+/// database refuses fails alone and not the (up to [`MAX_BATCH`]) others that shared its batch.
+/// One outcome per input, in input order.
+async fn store(app: &App, new: &[NewMessage]) -> Vec<Result<Appended, SendError>> {
+    let err = match app.store.append_batch(new).await {
+        Ok(stored) => return stored.into_iter().map(Ok).collect(),
+        Err(err) => err,
+    };
+    if new.len() == 1 {
+        tracing::error!(%err, "storing a send");
+        return vec![Err(SendError::Unavailable)];
+    }
+    tracing::warn!(%err, batch = new.len(), "storing a batch failed; storing its sends one by one");
+    let mut out = Vec::with_capacity(new.len());
+    for one in new {
+        out.push(
+            match app.store.append_batch(std::slice::from_ref(one)).await {
+                Ok(mut stored) => stored.pop().ok_or(SendError::Unavailable),
+                Err(err) => {
+                    tracing::error!(%err, conversation = %one.conversation, "storing a send");
+                    Err(SendError::Unavailable)
+                }
+            },
+        );
+    }
+    out
 }
 
 /// Everything the batch needs to know about recipients, in one query per kind:
@@ -289,14 +358,21 @@ fn check(s: &Submission, members: &Members) -> Result<(), SendError> {
     }
 }
 
-fn reply(origin: Origin, client_id: Option<String>, result: Result<StoredMessage, SendError>) {
+/// Tells the origin how a send ended. `message_id` is the key an id-less send waits under.
+fn reply(
+    origin: Origin,
+    client_id: Option<String>,
+    message_id: Option<String>,
+    result: Result<StoredMessage, SendError>,
+) {
     match origin {
         Origin::Node(node) => {
+            let waits_as = client_id.clone().or(message_id);
             let out = match result {
                 Ok(m) => Outgoing::Ack {
                     conversation: m.conversation,
                     seq: m.seq,
-                    client_id: client_id.clone(),
+                    client_id: waits_as,
                     text: ServerFrame::Ack {
                         id: client_id,
                         msg_id: m.id,
@@ -308,7 +384,7 @@ fn reply(origin: Origin, client_id: Option<String>, result: Result<StoredMessage
                     .into(),
                 },
                 Err(e) => {
-                    if let Some(id) = &client_id {
+                    if let Some(id) = &waits_as {
                         node.settle(id);
                     }
                     Outgoing::Frame(

@@ -207,6 +207,7 @@ async fn send(
     if content.len() > limit {
         return Err(FrameError::TooLarge(limit));
     }
+    crate::commit::storable(id.as_deref(), &content)?;
     if !matches!(media, Media::Text | Media::Emoji) {
         // Media other than text must be one of our own uploads, never a foreign URL.
         let ours = match content.strip_prefix("/uploads/") {
@@ -220,10 +221,13 @@ async fn send(
             )));
         }
     }
-    if let Some(id) = &id {
-        node.expect_ack(id);
+    // Until its ack, this connection must not get its own message as a copy: a send with an
+    // id waits under that id, one without under the message id it is given here.
+    let message_id = id.is_none().then(|| uuid::Uuid::new_v4().to_string());
+    let settle = id.clone().or(message_id.clone());
+    if let Some(key) = &settle {
+        node.expect_ack(key);
     }
-    let settle = id.clone();
     let submitted = app
         .committer
         .submit(Submission {
@@ -233,6 +237,7 @@ async fn send(
             target,
             media,
             content,
+            message_id,
         })
         .await;
     if submitted.is_err() {

@@ -225,6 +225,7 @@ impl From<crate::commit::SendError> for ApiError {
         match err {
             SendError::UnknownUser(_) => Self::NotFound("user"),
             SendError::NotAMember(c) => Self::NotAMember(c),
+            SendError::Unstorable(why) => Self::Invalid(why.to_owned()),
             SendError::Unavailable => Self::Unavailable(err.to_string()),
         }
     }

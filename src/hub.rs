@@ -37,6 +37,7 @@ pub enum Outgoing {
     Ack {
         conversation: ConversationId,
         seq: Seq,
+        /// The key the send waited under: its client id, or for an id-less send its message id.
         client_id: Option<String>,
         text: Arc<str>,
     },
@@ -47,6 +48,13 @@ pub enum Outgoing {
     },
     /// Something may have been missed (a cluster gap): catch up on every conversation.
     Resync,
+    /// The `member` frame telling this user they joined a community: the group's conversation
+    /// restarts at their read cursor (which the join put at its current end), not where this
+    /// Node left off before an earlier leave.
+    Joined {
+        conversation: ConversationId,
+        text: Arc<str>,
+    },
 }
 
 /// Why a Node was closed: a websocket close code and reason.

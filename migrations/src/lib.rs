@@ -13,6 +13,7 @@ mod m20261125_000001_accounts;
 mod m20261125_000002_social;
 mod m20261125_000003_messaging;
 mod m20261125_000004_attachments;
+mod m20261126_000005_client_id_bytes;
 
 /// Every migration, in the order it must run.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_social::Migration),
             Box::new(m20261125_000003_messaging::Migration),
             Box::new(m20261125_000004_attachments::Migration),
+            Box::new(m20261126_000005_client_id_bytes::Migration),
         ]
     }
 }

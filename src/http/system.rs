@@ -86,6 +86,7 @@ async fn send(app: Arc<App>, authorization: Option<String>, req: SystemMessage) 
             target: Target::System(UserId(req.user_id)),
             media: Media::Text,
             content: req.content,
+            message_id: None,
         })
         .await
         .map_err(ApiError::from)?;

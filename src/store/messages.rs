@@ -43,6 +43,8 @@ pub struct NewMessage {
     pub content: String,
     /// The client's id for the send, which makes a retry return the first result.
     pub client_id: Option<String>,
+    /// The message id, when the caller chose it up front (a new uuid otherwise).
+    pub id: Option<String>,
 }
 
 /// The outcome of one appended message.
@@ -148,6 +150,9 @@ impl Store {
             plans.push(Plan::New);
         }
 
+        // Counter rows are locked in one global order (by conversation id) on every node, so two
+        // writers with the same conversations in different orders cannot deadlock.
+        per_conversation.sort_by_key(|(c, _)| *c);
         let mut next_seq: HashMap<ConversationId, i64> = HashMap::new();
         let mut rows = Vec::new();
         let mut stored: Vec<Option<StoredMessage>> = vec![None; batch.len()];
@@ -163,7 +168,7 @@ impl Store {
                 }
                 let seq = next_seq.entry(new.conversation).or_default();
                 let message = StoredMessage {
-                    id: Uuid::new_v4().to_string(),
+                    id: new.id.clone().unwrap_or_else(|| Uuid::new_v4().to_string()),
                     conversation: new.conversation,
                     seq: Seq(*seq),
                     sender: new.sender,
@@ -399,7 +404,40 @@ impl Store {
     }
 
     /// Moves a read cursor forward to `seq` (never back). Returns whether it moved.
+    ///
+    /// A conditional update (`seq < new`) is atomic per row; a missing row is inserted, and an
+    /// insert that loses the race to another device's first read retries the update, so the
+    /// higher cursor always wins.
     pub async fn advance_read_cursor(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<bool, StoreError> {
+        if self.raise_read_cursor(user, conversation, seq).await? {
+            return Ok(true);
+        }
+        let row = read_cursor::ActiveModel {
+            user_id: Set(user.0),
+            conversation_id: Set(conversation.to_string()),
+            seq: Set(seq.0),
+            updated_at: Set(now_ms()),
+        };
+        match read_cursor::Entity::insert(row)
+            .exec_without_returning(self.conn())
+            .await
+        {
+            Ok(n) => Ok(n > 0),
+            // The row exists now (another device, or already at or past `seq`).
+            Err(e) if StoreError::is_unique_violation(&e) => {
+                self.raise_read_cursor(user, conversation, seq).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Raises an existing read cursor to `seq` if it is below; whether it moved.
+    async fn raise_read_cursor(
         &self,
         user: UserId,
         conversation: ConversationId,
@@ -413,25 +451,7 @@ impl Store {
             .filter(read_cursor::Column::Seq.lt(seq.0))
             .exec(self.conn())
             .await?;
-        if moved.rows_affected > 0 {
-            return Ok(true);
-        }
-        let row = read_cursor::ActiveModel {
-            user_id: Set(user.0),
-            conversation_id: Set(conversation.to_string()),
-            seq: Set(seq.0),
-            updated_at: Set(now_ms()),
-        };
-        // No row yet, or a row already at or past `seq` (then the insert's unique violation
-        // means there was nothing to move).
-        match read_cursor::Entity::insert(row)
-            .exec_without_returning(self.conn())
-            .await
-        {
-            Ok(n) => Ok(n > 0),
-            Err(e) if StoreError::is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(moved.rows_affected > 0)
     }
 }
 

@@ -214,10 +214,11 @@ impl Writer {
             };
             for message in page.iter().filter(|m| m.seq <= until) {
                 let own_pending = message.sender == Some(self.node.user)
-                    && message
+                    && (message
                         .client_id
                         .as_deref()
-                        .is_some_and(|id| self.node.awaits_ack(id));
+                        .is_some_and(|id| self.node.awaits_ack(id))
+                        || self.node.awaits_ack(&message.id));
                 if !own_pending {
                     self.text(&ServerFrame::stored(message).to_text()).await?;
                 }
@@ -279,6 +280,10 @@ impl Writer {
                 after,
             } => {
                 let mark = self.mark(conversation).await?;
+                let last = self.app.store.last_seq(conversation).await?;
+                // A cursor past the end claims messages that do not exist yet; believing it
+                // would drop them when they come.
+                let after = after.min(last);
                 if after < mark.floor {
                     // The client lacks what this connection assumed it had: send that part.
                     self.send_range(conversation, after, mark.floor).await?;
@@ -291,10 +296,29 @@ impl Writer {
                         m.sent = after;
                     }
                 }
-                let last = self.app.store.last_seq(conversation).await?;
                 self.fill(conversation, last).await
             }
             Outgoing::Resync => self.catch_up().await,
+            Outgoing::Joined { conversation, text } => {
+                // What was sent before a leave says nothing about now: start where the join
+                // put the read cursor (the end), so the absence is not replayed.
+                let cursor = self
+                    .app
+                    .store
+                    .read_cursor(self.node.user, conversation)
+                    .await?;
+                let mark = self.marks.entry(conversation).or_insert(Mark {
+                    floor: cursor,
+                    sent: cursor,
+                });
+                if mark.sent < cursor {
+                    *mark = Mark {
+                        floor: cursor,
+                        sent: cursor,
+                    };
+                }
+                self.text(&text).await
+            }
         }
     }
 }
