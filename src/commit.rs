@@ -5,6 +5,9 @@
 //! batch at once, stores the batch in one transaction, and only then, in seq order, acks each
 //! sender and queues the message for the recipients' Nodes. Store before ack; ack before
 //! delivery; one writer per node, so local delivery order is seq order.
+//!
+//! One bad send fails only itself: what a backend cannot store is refused before batching
+//! ([`storable`]), and a batch the database refuses anyway is stored again send by send.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
