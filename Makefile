@@ -1,5 +1,5 @@
 # Everyday commands; `make test` needs PostgreSQL, MariaDB and Redis (scripts/test.sh starts them).
-.PHONY: run test fmt lint openapi cluster bench screenshots
+.PHONY: run test fmt lint openapi cluster bench screenshots tui tui-screenshot
 
 run:
 	cargo run --release --bin chorus
@@ -26,3 +26,12 @@ bench:
 # Re-takes the README's screenshots (docs/screenshots) with the browser test.
 screenshots:
 	CHORUS_E2E_SCREENSHOTS=$(CURDIR)/docs/screenshots bash e2e/run.sh
+
+# The terminal client against a running server (`make run` in another terminal).
+SERVER ?= http://127.0.0.1:8080
+tui:
+	cargo run --release -p chorus-client --bin chorus-tui -- --server $(SERVER)
+
+# Re-takes docs/screenshots/tui.png (tmux, python3, chromium).
+tui-screenshot:
+	bash scripts/tui-screenshot.sh

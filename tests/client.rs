@@ -97,25 +97,48 @@ async fn every_rest_call_and_its_errors() {
         email: Some(Some("a@example.org".into())),
         ..Default::default()
     };
-    assert_eq!(alice.update_me(&upd).await.unwrap().email.as_deref(), Some("a@example.org"));
+    assert_eq!(
+        alice.update_me(&upd).await.unwrap().email.as_deref(),
+        Some("a@example.org")
+    );
     let bad = ProfileUpdate {
         password: Some("another long one".into()),
         current_password: Some("not the password".into()),
         ..Default::default()
     };
-    assert_eq!(api_code(alice.update_me(&bad).await), (403, "wrong_password".into()));
+    assert_eq!(
+        api_code(alice.update_me(&bad).await),
+        (403, "wrong_password".into())
+    );
     let found = alice.search_users("bo").await.unwrap();
     assert!(found.iter().any(|u| u.id == b.id));
     assert_eq!(api_code(alice.search_users("").await).0, 422);
     assert_eq!(alice.user(b.id).await.unwrap().name, "bob");
-    assert_eq!(api_code(alice.user(999_999).await), (404, "not_found".into()));
+    assert_eq!(
+        api_code(alice.user(999_999).await),
+        (404, "not_found".into())
+    );
 
     // Contacts.
     assert_eq!(alice.add_contact(b.id).await.unwrap().id, b.id);
-    assert_eq!(api_code(alice.add_contact(b.id).await), (409, "already_contact".into()));
-    assert_eq!(bob.contacts().await.unwrap().iter().map(|u| u.id).collect::<Vec<_>>(), vec![a.id]);
+    assert_eq!(
+        api_code(alice.add_contact(b.id).await),
+        (409, "already_contact".into())
+    );
+    assert_eq!(
+        bob.contacts()
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| u.id)
+            .collect::<Vec<_>>(),
+        vec![a.id]
+    );
     alice.remove_contact(b.id).await.unwrap();
-    assert_eq!(api_code(alice.remove_contact(b.id).await), (404, "not_a_contact".into()));
+    assert_eq!(
+        api_code(alice.remove_contact(b.id).await),
+        (404, "not_a_contact".into())
+    );
     assert!(alice.contacts().await.unwrap().is_empty());
 
     // Communities.
@@ -128,19 +151,34 @@ async fn every_rest_call_and_its_errors() {
         .await
         .unwrap();
     assert_eq!(c.member_count, 1);
-    assert_eq!(api_code(bob.members(c.id).await), (403, "not_a_member".into()));
+    assert_eq!(
+        api_code(bob.members(c.id).await),
+        (403, "not_a_member".into())
+    );
     assert_eq!(bob.search_communities("rust").await.unwrap()[0].id, c.id);
     assert_eq!(bob.join_community(c.id).await.unwrap().member_count, 2);
-    assert_eq!(api_code(bob.join_community(c.id).await), (409, "already_member".into()));
-    assert_eq!(api_code(bob.join_community(987_654).await), (404, "not_found".into()));
+    assert_eq!(
+        api_code(bob.join_community(c.id).await),
+        (409, "already_member".into())
+    );
+    assert_eq!(
+        api_code(bob.join_community(987_654).await),
+        (404, "not_found".into())
+    );
     assert_eq!(bob.communities().await.unwrap()[0].id, c.id);
     assert_eq!(alice.members(c.id).await.unwrap().len(), 2);
     bob.leave_community(c.id).await.unwrap();
-    assert_eq!(api_code(bob.leave_community(c.id).await), (404, "not_a_member".into()));
+    assert_eq!(
+        api_code(bob.leave_community(c.id).await),
+        (404, "not_a_member".into())
+    );
 
     // Uploads.
     let att = alice.upload("dot.gif", GIF.to_vec()).await.unwrap();
-    assert!(att.url.starts_with("/uploads/") && att.content_type == "image/gif", "{att:?}");
+    assert!(
+        att.url.starts_with("/uploads/") && att.content_type == "image/gif",
+        "{att:?}"
+    );
     assert_eq!(
         api_code(alice.upload("x.txt", b"plain text".to_vec()).await),
         (415, "unsupported_media_type".into())
@@ -163,12 +201,36 @@ async fn every_rest_call_and_its_errors() {
     let all = bob.history(conv, Page::Latest, 50).await.unwrap();
     assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!((all[0].from, all[1].media), (Some(a.id), Media::Image));
-    assert_eq!(bob.history(conv, Page::Before(2), 50).await.unwrap().len(), 1);
-    assert_eq!(bob.history(conv, Page::After(1), 50).await.unwrap()[0].content, att.url);
+    assert_eq!(
+        bob.history(conv, Page::Before(2), 50).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        bob.history(conv, Page::After(1), 50).await.unwrap()[0].content,
+        att.url
+    );
     let stranger = account(&s.base, "carol").await.0;
-    assert_eq!(api_code(stranger.history(conv, Page::Latest, 10).await), (403, "forbidden".into()));
-    let reads = bob.reads(conv).await.unwrap();
-    assert!(reads.iter().any(|r| r.user == b.id), "{reads:?}");
+    assert_eq!(
+        api_code(stranger.history(conv, Page::Latest, 10).await),
+        (403, "forbidden".into())
+    );
+    assert!(!bob.reads(conv).await.unwrap().iter().any(|r| r.seq > 0));
+    chat.read(conv, 2);
+    common::wait_for(DEADLINE, "alice's read cursor", || {
+        let bob = bob.clone();
+        async move {
+            let reads = bob.reads(conv).await.unwrap();
+            reads
+                .iter()
+                .any(|r| r.user == a.id && r.seq == 2)
+                .then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        api_code(stranger.reads(conv).await),
+        (403, "forbidden".into())
+    );
     drop(chat);
 
     // Log-out ends the session everywhere; deleting the account frees the name.
@@ -178,7 +240,10 @@ async fn every_rest_call_and_its_errors() {
     assert!(matches!(again.me().await, Err(ClientError::NoSession)));
     let revoked = Api::new(&s.base).unwrap().with_token("00".repeat(32));
     let err = revoked.me().await.unwrap_err();
-    assert!(err.is_auth() && err.code() == Some("unauthorized"), "{err:?}");
+    assert!(
+        err.is_auth() && err.code() == Some("unauthorized"),
+        "{err:?}"
+    );
     alice.delete_me().await.unwrap();
     account(&s.base, "alice").await;
 }
@@ -192,7 +257,10 @@ async fn bare_socket_frames_and_refusals() {
 
     let bad = Api::new(&s.base).unwrap().with_token("ff".repeat(32));
     let err = Socket::connect(&bad).await.err().expect("refused");
-    assert!(err.is_auth() && err.code() == Some("unauthorized"), "{err:?}");
+    assert!(
+        err.is_auth() && err.code() == Some("unauthorized"),
+        "{err:?}"
+    );
 
     let mut sa = Socket::connect(&alice).await.unwrap();
     let mut sb = Socket::connect(&bob).await.unwrap();
@@ -220,7 +288,9 @@ async fn bare_socket_frames_and_refusals() {
         }
     };
     assert_eq!(got.content, "hello");
-    let ServerFrame::Ack { msg_id, .. } = ack else { unreachable!() };
+    let ServerFrame::Ack { msg_id, .. } = ack else {
+        unreachable!()
+    };
     assert_eq!(got.msg_id, msg_id);
     sa.send(&ClientFrame::Heartbeat).await.unwrap();
     sa.close().await.unwrap();
@@ -232,20 +302,34 @@ async fn chat_session_delivers_notices_and_refusals() {
     let (alice, a) = account(&s.base, "alice").await;
     let (bob, b) = account(&s.base, "bob").await;
     let mut ca = Chat::start(alice.clone(), HashMap::new(), fast());
-    until(&mut ca, "alice connected", |e| (*e == ChatEvent::Connected).then_some(())).await;
+    until(&mut ca, "alice connected", |e| {
+        (*e == ChatEvent::Connected).then_some(())
+    })
+    .await;
 
     // A contact added by the other side, then their presence.
     bob.add_contact(a.id).await.unwrap();
     until(&mut ca, "contact notice", |e| {
-        (*e == ChatEvent::Contact { user: b.id, added: true }).then_some(())
+        (*e == ChatEvent::Contact {
+            user: b.id,
+            added: true,
+        })
+        .then_some(())
     })
     .await;
     let mut cb = Chat::start(bob.clone(), HashMap::new(), fast());
     until(&mut ca, "bob online", |e| {
-        (*e == ChatEvent::Presence { user: b.id, online: true }).then_some(())
+        (*e == ChatEvent::Presence {
+            user: b.id,
+            online: true,
+        })
+        .then_some(())
     })
     .await;
-    until(&mut cb, "bob connected", |e| (*e == ChatEvent::Connected).then_some(())).await;
+    until(&mut cb, "bob connected", |e| {
+        (*e == ChatEvent::Connected).then_some(())
+    })
+    .await;
 
     // A send, acked with its id; the same id again is stored once and acked the same.
     let frame = ClientFrame::Private {
@@ -260,13 +344,19 @@ async fn chat_session_delivers_notices_and_refusals() {
         _ => None,
     })
     .await;
-    assert_eq!((first.seq, first.from, first.content.as_str()), (1, Some(a.id), "hi bob"));
+    assert_eq!(
+        (first.seq, first.from, first.content.as_str()),
+        (1, Some(a.id), "hi bob")
+    );
     let got = until(&mut cb, "message", |e| match e {
         ChatEvent::Message(m) => Some(m.clone()),
         _ => None,
     })
     .await;
-    assert_eq!((got.msg_id.as_str(), got.from), (first.msg_id.as_str(), Some(a.id)));
+    assert_eq!(
+        (got.msg_id.as_str(), got.from),
+        (first.msg_id.as_str(), Some(a.id))
+    );
     ca.send(frame);
     let second = until(&mut ca, "repeat ack", |e| match e {
         ChatEvent::Acked { message, .. } => Some(message.clone()),
@@ -279,12 +369,21 @@ async fn chat_session_delivers_notices_and_refusals() {
     cb.typing_to(a.id);
     let conv = ConversationId::private(a.id, b.id);
     until(&mut ca, "typing", |e| {
-        (*e == ChatEvent::Typing { from: b.id, conversation: conv }).then_some(())
+        (*e == ChatEvent::Typing {
+            from: b.id,
+            conversation: conv,
+        })
+        .then_some(())
     })
     .await;
     cb.read(conv, 1);
     until(&mut ca, "seen", |e| {
-        (*e == ChatEvent::Read { conversation: conv, user: b.id, seq: 1 }).then_some(())
+        (*e == ChatEvent::Read {
+            conversation: conv,
+            user: b.id,
+            seq: 1,
+        })
+        .then_some(())
     })
     .await;
 
@@ -305,7 +404,12 @@ async fn chat_session_delivers_notices_and_refusals() {
     assert_eq!((code.as_str(), rid), ("not_a_member", Some(id)));
     bob.join_community(c.id).await.unwrap();
     until(&mut ca, "member notice", |e| {
-        (*e == ChatEvent::Member { community: c.id, user: b.id, joined: true }).then_some(())
+        (*e == ChatEvent::Member {
+            community: c.id,
+            user: b.id,
+            joined: true,
+        })
+        .then_some(())
     })
     .await;
     cb.send_group(c.id, Media::Text, "in now");
@@ -314,19 +418,29 @@ async fn chat_session_delivers_notices_and_refusals() {
         _ => None,
     })
     .await;
-    assert_eq!((m.conversation, m.content.as_str()), (ConversationId::Group(c.id), "in now"));
+    assert_eq!(
+        (m.conversation, m.content.as_str()),
+        (ConversationId::Group(c.id), "in now")
+    );
 
     // Offline: bob's presence goes away when his session stops.
     drop(cb);
     until(&mut ca, "bob offline", |e| {
-        (*e == ChatEvent::Presence { user: b.id, online: false }).then_some(())
+        (*e == ChatEvent::Presence {
+            user: b.id,
+            online: false,
+        })
+        .then_some(())
     })
     .await;
 
     // Logging out ends the session's websocket: the chat says so and stops.
     let mut alice2 = alice.clone();
     alice2.logout().await.unwrap();
-    until(&mut ca, "session ended", |e| matches!(e, ChatEvent::SessionEnded(_)).then_some(())).await;
+    until(&mut ca, "session ended", |e| {
+        matches!(e, ChatEvent::SessionEnded(_)).then_some(())
+    })
+    .await;
 }
 
 /// The server stops and comes back on the same address and database: both sessions reconnect
@@ -345,7 +459,10 @@ async fn chat_session_survives_a_server_restart() {
     let mut ca = Chat::start(alice.clone(), HashMap::new(), fast());
     let mut cb = Chat::start(bob.clone(), HashMap::new(), fast());
     for c in [&mut ca, &mut cb] {
-        until(c, "connected", |e| (*e == ChatEvent::Connected).then_some(())).await;
+        until(c, "connected", |e| {
+            (*e == ChatEvent::Connected).then_some(())
+        })
+        .await;
     }
     let mut seen = HashSet::new();
     for text in ["before 1", "before 2"] {
@@ -381,7 +498,10 @@ async fn chat_session_survives_a_server_restart() {
             _ => None,
         })
         .await;
-        assert!(seen.insert((m.conversation, m.seq)), "handed out twice: {m:?}");
+        assert!(
+            seen.insert((m.conversation, m.seq)),
+            "handed out twice: {m:?}"
+        );
         texts.push(m.content);
     }
     assert_eq!(texts, ["while down", "after"]);

@@ -9,14 +9,14 @@ mod common;
 use std::time::Duration;
 
 use chorus_client::tui::model::{Focus, Link, Screen};
+use chorus_client::tui::ratatui::backend::TestBackend;
+use chorus_client::tui::ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use chorus_client::tui::ratatui::Terminal;
 use chorus_client::tui::{Event, Model, Runtime, SessionStore};
 use chorus_client::{
     Api, ChatOptions, ClientFrame, ConversationId, Media, Registration, ServerFrame, Socket,
 };
 use common::{Backend, Server, TestDb};
-use chorus_client::tui::ratatui::backend::TestBackend;
-use chorus_client::tui::ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use chorus_client::tui::ratatui::Terminal;
 
 const DEADLINE: Duration = Duration::from_secs(40);
 const PW: &str = "correct horse battery";
@@ -156,7 +156,10 @@ async fn terminal_ui_chats_through_a_server_restart() {
     // The seed's menu; register through it (which logs straight in).
     let mut t = Tui::new(&base, Some(store.clone()));
     let s = t.screen();
-    assert!(s.contains("1. Log in") && s.contains("2. Register") && s.contains("3. Quit"), "{s}");
+    assert!(
+        s.contains("1. Log in") && s.contains("2. Register") && s.contains("3. Quit"),
+        "{s}"
+    );
     t.key(KeyCode::Char('2'));
     assert!(t.screen().contains("Register"));
     t.type_text("alice");
@@ -174,7 +177,10 @@ async fn terminal_ui_chats_through_a_server_restart() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(store.path()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(store.path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "session file mode {mode:o}");
     }
     assert!(store.load(base.trim_end_matches('/')).is_some());
@@ -232,7 +238,11 @@ async fn terminal_ui_chats_through_a_server_restart() {
     t.until_screen("reconnecting banner", "reconnecting").await;
     t.type_text("sent while down");
     t.key(KeyCode::Enter);
-    assert!(t.screen().contains("sent while down  (sending…)"), "{}", t.screen());
+    assert!(
+        t.screen().contains("sent while down  (sending…)"),
+        "{}",
+        t.screen()
+    );
 
     // It comes back on the same address: the queued message is stored once and reaches bob.
     let server = Server::start_on(db.clone(), &[("CHORUS__SERVER__ADDR", &addr)]).await;
@@ -248,11 +258,17 @@ async fn terminal_ui_chats_through_a_server_restart() {
     .await;
     assert_eq!(got.seq, 3);
     bs.send(&say(a.id, "b-2", "welcome back")).await.unwrap();
-    t.until_screen("bob after the restart", "bob: welcome back").await;
+    t.until_screen("bob after the restart", "bob: welcome back")
+        .await;
 
     // Nothing twice, nothing lost: exactly the four stored messages, once each on screen.
     let s = t.screen();
-    for text in ["me: hello bob", "bob: hi alice", "me: sent while down", "bob: welcome back"] {
+    for text in [
+        "me: hello bob",
+        "bob: hi alice",
+        "me: sent while down",
+        "bob: welcome back",
+    ] {
         assert_eq!(s.matches(text).count(), 1, "{text:?} on screen:\n{s}");
     }
     let seqs: Vec<i64> = t.model.threads[&conv].messages.keys().copied().collect();
@@ -276,18 +292,21 @@ async fn terminal_ui_chats_through_a_server_restart() {
     t2.key(KeyCode::Enter);
     t2.type_text("wrong password!");
     t2.key(KeyCode::Enter);
-    t2.until_screen("the server's error", "invalid_credentials").await;
+    t2.until_screen("the server's error", "invalid_credentials")
+        .await;
     for _ in 0.."wrong password!".len() {
         t2.key(KeyCode::Backspace);
     }
     t2.type_text(PW);
     t2.key(KeyCode::Enter);
-    t2.until_screen("history after log-in", "bob: welcome back").await;
+    t2.until_screen("history after log-in", "bob: welcome back")
+        .await;
     assert!(t2.screen().contains("me: hello bob"));
 
     // The remembered session logs the first client's successor straight in.
     let mut t3 = Tui::new(&base, Some(store.clone()));
     assert!(t3.rt.restore());
-    t3.until_screen("remembered session", "Welcome back, alice.").await;
+    t3.until_screen("remembered session", "Welcome back, alice.")
+        .await;
     drop(server);
 }

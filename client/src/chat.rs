@@ -45,11 +45,15 @@ pub enum ChatEvent {
     /// The websocket is open and `sync` was sent; pending sends were sent again.
     Connected,
     /// The websocket is down; the next attempt is in `retry_in`.
-    Disconnected { reason: String, retry_in: Duration },
+    Disconnected {
+        reason: String,
+        retry_in: Duration,
+    },
     /// A stored message (someone's, or one's own from another device or a replay), each
     /// (conversation, seq) once.
     Message(ChatMessage),
-    /// One's own send is stored. `content` is what was sent.
+    /// One's own send is stored; `message` is it as stored (`from` is only known, and set, in
+    /// private conversations: a session does not know its own user id).
     Acked {
         id: String,
         message: ChatMessage,
@@ -60,7 +64,10 @@ pub enum ChatEvent {
         code: String,
         message: String,
     },
-    Presence { user: UserId, online: bool },
+    Presence {
+        user: UserId,
+        online: bool,
+    },
     Read {
         conversation: ConversationId,
         user: UserId,
@@ -70,7 +77,10 @@ pub enum ChatEvent {
         from: UserId,
         conversation: ConversationId,
     },
-    Contact { user: UserId, added: bool },
+    Contact {
+        user: UserId,
+        added: bool,
+    },
     Member {
         community: CommunityId,
         user: UserId,
@@ -316,16 +326,23 @@ impl Task {
                 after: self.cursors.clone(),
             });
         }
-        first.extend(self.pending.iter().filter_map(|id| self.frames.get(id).cloned()));
+        first.extend(
+            self.pending
+                .iter()
+                .filter_map(|id| self.frames.get(id).cloned()),
+        );
         first.extend(
             self.reads
                 .drain()
                 .map(|(conversation, seq)| ClientFrame::Read { conversation, seq }),
         );
-        for f in &first {
+        for (i, f) in first.iter().enumerate() {
             if let Err(e) = socket.send(f).await {
-                if let ClientFrame::Read { conversation, seq } = f {
-                    self.queue_read(*conversation, *seq);
+                // Read marks not sent yet go again on the next connection.
+                for f in &first[i..] {
+                    if let ClientFrame::Read { conversation, seq } = f {
+                        self.queue_read(*conversation, *seq);
+                    }
                 }
                 return Outcome::Lost(e.to_string());
             }
@@ -343,8 +360,8 @@ impl Task {
                         last_heard = Instant::now();
                         self.on_frame(f);
                     }
-                    Err(ClientError::Closed(Some(code @ (4401 | 4403 | 4410)))) => {
-                        return Outcome::SessionEnded(format!("the server ended the session (close {code})"));
+                    Err(ClientError::Closed(Some(4401))) => {
+                        return Outcome::SessionEnded("the server ended the session (close 4401)".into());
                     }
                     Err(ClientError::Decode(e)) => tracing::warn!(%e, "unreadable frame"),
                     Err(e) => return Outcome::Lost(e.to_string()),
@@ -417,12 +434,12 @@ impl Task {
                 }
                 self.own.insert((conversation, seq));
                 let (to, kind, media, content) = match sent {
-                    ClientFrame::Private { to, media, content, .. } => {
-                        (to, MessageKind::Private, media, content)
-                    }
-                    ClientFrame::Group { to, media, content, .. } => {
-                        (to, MessageKind::Group, media, content)
-                    }
+                    ClientFrame::Private {
+                        to, media, content, ..
+                    } => (to, MessageKind::Private, media, content),
+                    ClientFrame::Group {
+                        to, media, content, ..
+                    } => (to, MessageKind::Group, media, content),
                     _ => return,
                 };
                 let me = match conversation {

@@ -76,10 +76,15 @@ impl Api {
     /// `ws(s)://host:port/chat?token=...`, where the websocket lives.
     pub fn chat_url(&self) -> Result<Url> {
         let token = self.token.as_deref().ok_or(ClientError::NoSession)?;
-        let mut url = self.base.join("chat").map_err(|e| {
-            ClientError::BadUrl(self.base.to_string(), e.to_string())
-        })?;
-        let scheme = if self.base.scheme() == "https" { "wss" } else { "ws" };
+        let mut url = self
+            .base
+            .join("chat")
+            .map_err(|e| ClientError::BadUrl(self.base.to_string(), e.to_string()))?;
+        let scheme = if self.base.scheme() == "https" {
+            "wss"
+        } else {
+            "ws"
+        };
         url.set_scheme(scheme)
             .map_err(|_| ClientError::BadUrl(self.base.to_string(), "scheme".into()))?;
         url.query_pairs_mut().append_pair("token", token);
@@ -149,7 +154,8 @@ impl Api {
     /// `POST /api/sessions`: logs in and keeps the token for later calls.
     pub async fn login(&mut self, name: &str, password: &str) -> Result<Session> {
         let body = json!({ "name": name, "password": password });
-        let s: Session = Self::json(self.request(Method::POST, "/api/sessions")?.json(&body)).await?;
+        let s: Session =
+            Self::json(self.request(Method::POST, "/api/sessions")?.json(&body)).await?;
         self.token = Some(s.token.clone());
         Ok(s)
     }
@@ -243,7 +249,11 @@ impl Api {
     pub async fn upload(&self, file_name: &str, bytes: Vec<u8>) -> Result<Attachment> {
         let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned());
         let form = reqwest::multipart::Form::new().part("file", part);
-        Self::json(self.authed(Method::POST, "/api/attachments")?.multipart(form)).await
+        Self::json(
+            self.authed(Method::POST, "/api/attachments")?
+                .multipart(form),
+        )
+        .await
     }
 
     /// `GET /api/conversations/{c}/messages`: one page of history, oldest first.

@@ -255,7 +255,9 @@ pub enum ClientFrame {
         community: Option<CommunityId>,
     },
     /// Send what came after these seqs.
-    Sync { after: HashMap<ConversationId, Seq> },
+    Sync {
+        after: HashMap<ConversationId, Seq>,
+    },
 }
 
 impl ClientFrame {
@@ -285,7 +287,10 @@ pub enum ServerFrame {
     /// A notice from the operators (the `s:{user}` conversation).
     System(ChatMessage),
     /// A contact came online or went offline.
-    Presence { user: UserId, online: bool },
+    Presence {
+        user: UserId,
+        online: bool,
+    },
     /// A participant's read cursor moved.
     Read {
         conversation: ConversationId,
@@ -298,7 +303,10 @@ pub enum ServerFrame {
         conversation: ConversationId,
     },
     /// `user` became (or stopped being) a contact.
-    Contact { user: UserId, added: bool },
+    Contact {
+        user: UserId,
+        added: bool,
+    },
     /// `user` joined or left a community one is in.
     Member {
         community: CommunityId,

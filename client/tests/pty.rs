@@ -8,12 +8,41 @@ use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
+/// The terminal output as plain text: escape sequences and spaces dropped (the terminal
+/// backend moves the cursor over blank cells instead of writing spaces).
+fn plain(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ params final-byte; others: ESC and one more char.
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Waits until `text` (spaces ignored) shows in the output after byte `from`; returns the
+/// output's length then.
 fn wait_for(out: &Arc<Mutex<Vec<u8>>>, from: usize, text: &str) -> usize {
     let end = Instant::now() + DEADLINE;
+    let want: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     loop {
-        let seen = String::from_utf8_lossy(&out.lock().unwrap()[from..]).to_string();
-        if let Some(i) = seen.find(text) {
-            return from + i + text.len();
+        let (seen, len) = {
+            let all = out.lock().unwrap();
+            (plain(&all[from.min(all.len())..]), all.len())
+        };
+        if seen.contains(&want) {
+            return len;
         }
         assert!(
             Instant::now() < end,

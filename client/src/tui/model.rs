@@ -71,7 +71,10 @@ pub enum Link {
     Connecting,
     Online,
     /// Down; the next try is in `retry_in_ms`.
-    Reconnecting { reason: String, retry_in_ms: u64 },
+    Reconnecting {
+        reason: String,
+        retry_in_ms: u64,
+    },
 }
 
 /// A line for the user: an answer or an error, shown until the next one.
@@ -128,10 +131,17 @@ pub enum Event {
     /// The clock, epoch ms (typing indicators expire).
     Tick(i64),
     /// A log-in (or a remembered session) worked.
-    LoggedIn { user: User, remembered: bool },
+    LoggedIn {
+        user: User,
+        remembered: bool,
+    },
     Registered(User),
     /// A call failed: what was tried, and the error as the user should read it.
-    Failed { what: String, error: String, auth: bool },
+    Failed {
+        what: String,
+        error: String,
+        auth: bool,
+    },
     /// Contacts and communities, fresh.
     Loaded {
         contacts: Vec<User>,
@@ -156,15 +166,27 @@ pub enum Event {
 /// What the model asks the runtime to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    Login { name: String, password: String },
-    Register { name: String, password: String },
+    Login {
+        name: String,
+        password: String,
+    },
+    Register {
+        name: String,
+        password: String,
+    },
     /// Fetch contacts and communities.
     Load,
-    History { conversation: ConversationId, page: Page },
+    History {
+        conversation: ConversationId,
+        page: Page,
+    },
     Reads(ConversationId),
     /// Send a message (id chosen by the model, so the pending line can be matched).
     Send(ClientFrame),
-    Read { conversation: ConversationId, seq: Seq },
+    Read {
+        conversation: ConversationId,
+        seq: Seq,
+    },
     Typing(Peer),
     Join(String),
     Leave(CommunityId),
@@ -341,7 +363,11 @@ impl Model {
                 self.notice = Some(Notice::Info(format!("Joined {}.", c.name)));
                 let conversation = ConversationId::Group(c.id);
                 self.add_group(&c);
-                if let Some(i) = self.entries.iter().position(|e| e.conversation == conversation) {
+                if let Some(i) = self
+                    .entries
+                    .iter()
+                    .position(|e| e.conversation == conversation)
+                {
                     self.select(i)
                 } else {
                     vec![]
@@ -384,7 +410,11 @@ impl Model {
         // inbox) stay.
         self.entries.retain(|e| {
             matches!(e.peer, Peer::System)
-                || matches!(e.peer, Peer::User(_)) && self.threads.get(&e.conversation).is_some_and(|t| !t.messages.is_empty())
+                || matches!(e.peer, Peer::User(_))
+                    && self
+                        .threads
+                        .get(&e.conversation)
+                        .is_some_and(|t| !t.messages.is_empty())
         });
         for u in &contacts {
             self.add_contact(u);
@@ -422,7 +452,11 @@ impl Model {
         };
         self.names.insert(u.id, u.name.clone());
         let conversation = ConversationId::private(me, u.id);
-        if let Some(e) = self.entries.iter_mut().find(|e| e.conversation == conversation) {
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.conversation == conversation)
+        {
             e.title = u.name.clone();
             e.online = u.online;
             return;
@@ -439,7 +473,11 @@ impl Model {
 
     fn add_group(&mut self, c: &Community) {
         let conversation = ConversationId::Group(c.id);
-        if let Some(e) = self.entries.iter_mut().find(|e| e.conversation == conversation) {
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.conversation == conversation)
+        {
             e.title = c.name.clone();
             return;
         }
@@ -529,7 +567,8 @@ impl Model {
                 vec![]
             }
             ChatEvent::Message(m) => self.incoming(m, me),
-            ChatEvent::Acked { id, message } => {
+            ChatEvent::Acked { id, mut message } => {
+                message.from = Some(me);
                 self.outgoing.retain(|o| o.id != id);
                 self.incoming(message, me)
             }
@@ -640,14 +679,22 @@ impl Model {
             });
             self.sort();
         }
-        if self.typing.get(&conversation).is_some_and(|(u, _)| Some(*u) == m.from) {
+        if self
+            .typing
+            .get(&conversation)
+            .is_some_and(|(u, _)| Some(*u) == m.from)
+        {
             self.typing.remove(&conversation);
         }
         let thread = self.threads.entry(conversation).or_default();
         let new = thread.messages.insert(m.seq, m.clone()).is_none();
         let selected = self.current().map(|e| e.conversation) == Some(conversation);
         if new && !selected && m.from != Some(me) {
-            if let Some(e) = self.entries.iter_mut().find(|e| e.conversation == conversation) {
+            if let Some(e) = self
+                .entries
+                .iter_mut()
+                .find(|e| e.conversation == conversation)
+            {
                 e.unread += 1;
             }
         }
@@ -1000,9 +1047,10 @@ mod tests {
         assert!(matches!(&m.screen, Screen::Form(f) if f.kind == FormKind::Register));
         m.update(key(KeyCode::Esc));
         assert_eq!(m.screen, Screen::Menu);
-        m.update(key(KeyCode::Down));
+        // The menu remembers the last choice; ↑ moves to "Log in".
+        m.update(key(KeyCode::Up));
         let fx = m.update(key(KeyCode::Enter));
-        assert!(matches!(&m.screen, Screen::Form(f) if f.kind == FormKind::Register));
+        assert!(matches!(&m.screen, Screen::Form(f) if f.kind == FormKind::Login));
         assert!(fx.is_empty());
         m.update(key(KeyCode::Esc));
         assert_eq!(m.update(key(KeyCode::Char('3'))), vec![Effect::Quit]);

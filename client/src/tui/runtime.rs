@@ -253,8 +253,11 @@ impl Runtime {
                     Err(_) => match api.search_communities(&what).await {
                         Err(e) => return failed("Searching groups", e),
                         Ok(found) => {
-                            let exact: Vec<CommunityId> =
-                                found.iter().filter(|c| c.name == what).map(|c| c.id).collect();
+                            let exact: Vec<CommunityId> = found
+                                .iter()
+                                .filter(|c| c.name == what)
+                                .map(|c| c.id)
+                                .collect();
                             let all: Vec<CommunityId> = found.iter().map(|c| c.id).collect();
                             match (exact.as_slice(), all.as_slice()) {
                                 ([one], _) | ([], [one]) => *one,

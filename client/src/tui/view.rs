@@ -16,7 +16,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Ctrl-N/Ctrl-P", "next/previous conversation (anywhere)"),
     ("Enter", "open the chat (list) / send (composer)"),
     ("Esc", "back to the list; close a prompt"),
-    ("PgUp/PgDn", "scroll the chat; older pages load on the way up"),
+    (
+        "PgUp/PgDn",
+        "scroll the chat; older pages load on the way up",
+    ),
     ("a", "add a contact by name"),
     ("g", "join a group by id or name"),
     ("n", "create a group"),
@@ -72,13 +75,22 @@ fn menu(f: &mut Frame, m: &Model, area: Rect) {
             "Chorus",
             Style::default().add_modifier(Modifier::BOLD),
         )),
-        Line::from(Span::styled(m.server.clone(), Style::default().fg(Color::DarkGray))),
+        Line::from(Span::styled(
+            m.server.clone(),
+            Style::default().fg(Color::DarkGray),
+        )),
         Line::from(""),
     ];
     for (i, item) in MENU.iter().enumerate() {
-        let text = format!("{} {}. {item}", if i == m.menu_index { "▶" } else { " " }, i + 1);
+        let text = format!(
+            "{} {}. {item}",
+            if i == m.menu_index { "▶" } else { " " },
+            i + 1
+        );
         let style = if i == m.menu_index {
-            Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD)
+            Style::default()
+                .fg(Color::Cyan)
+                .add_modifier(Modifier::BOLD)
         } else {
             Style::default()
         };
@@ -93,7 +105,12 @@ fn menu(f: &mut Frame, m: &Model, area: Rect) {
         .alignment(Alignment::Center)
         .block(Block::default().borders(Borders::ALL).title(" Welcome "));
     f.render_widget(p, r);
-    let n = Rect::new(area.x, area.bottom().saturating_sub(1), area.width, 1.min(area.height));
+    let n = Rect::new(
+        area.x,
+        area.bottom().saturating_sub(1),
+        area.width,
+        1.min(area.height),
+    );
     f.render_widget(Paragraph::new(notice_line(m)), n);
 }
 
@@ -105,7 +122,9 @@ fn form_view(f: &mut Frame, m: &Model, form: &Form, area: Rect) {
     };
     let field = |label: &str, value: String, active: bool| {
         let style = if active {
-            Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD)
+            Style::default()
+                .fg(Color::Cyan)
+                .add_modifier(Modifier::BOLD)
         } else {
             Style::default()
         };
@@ -118,16 +137,29 @@ fn form_view(f: &mut Frame, m: &Model, form: &Form, area: Rect) {
     let lines = vec![
         Line::from(""),
         field("Name", form.name.clone(), form.field == 0),
-        field("Password", "•".repeat(form.password.chars().count()), form.field == 1),
+        field(
+            "Password",
+            "•".repeat(form.password.chars().count()),
+            form.field == 1,
+        ),
         Line::from(""),
         Line::from(Span::styled(
-            if form.busy { "working…" } else { "Enter: next/submit · Tab: field · Esc: back" },
+            if form.busy {
+                "working…"
+            } else {
+                "Enter: next/submit · Tab: field · Esc: back"
+            },
             Style::default().fg(Color::DarkGray),
         )),
     ];
     let p = Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title));
     f.render_widget(p, r);
-    let n = Rect::new(area.x, area.bottom().saturating_sub(1), area.width, 1.min(area.height));
+    let n = Rect::new(
+        area.x,
+        area.bottom().saturating_sub(1),
+        area.width,
+        1.min(area.height),
+    );
     f.render_widget(Paragraph::new(notice_line(m)), n);
 }
 
@@ -141,7 +173,9 @@ fn link_span(m: &Model) -> Span<'static> {
                 "◌ reconnecting in {:.1}s (r: now)",
                 *retry_in_ms as f64 / 1000.0
             ),
-            Style::default().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
         ),
     }
 }
@@ -158,7 +192,10 @@ fn main_view(f: &mut Frame, m: &Model, area: Rect) {
         .split(area);
     let me = m.me.as_ref().map(|u| u.name.clone()).unwrap_or_default();
     let top = Line::from(vec![
-        Span::styled(" Chorus ", Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
+        Span::styled(
+            " Chorus ",
+            Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ),
         Span::raw(format!(" {me} @ {}  ", m.server)),
         link_span(m),
         Span::styled("   ? keys", Style::default().fg(Color::DarkGray)),
@@ -193,7 +230,12 @@ fn main_view(f: &mut Frame, m: &Model, area: Rect) {
         Span::raw(text),
         Span::raw(if active { "▏" } else { "" }),
     ]))
-    .block(Block::default().borders(Borders::ALL).border_style(style).title(title));
+    .block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(style)
+            .title(title),
+    );
     f.render_widget(composer, rows[2]);
     f.render_widget(Paragraph::new(notice_line(m)), rows[3]);
 }
@@ -216,7 +258,9 @@ fn conversation_list(f: &mut Frame, m: &Model, area: Rect) {
             if e.unread > 0 {
                 spans.push(Span::styled(
                     format!(" ({})", e.unread),
-                    Style::default().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                    Style::default()
+                        .fg(Color::Yellow)
+                        .add_modifier(Modifier::BOLD),
                 ));
             }
             ListItem::new(Line::from(spans))
@@ -296,7 +340,10 @@ fn seen_line(m: &Model, conversation: ConversationId, last_mine: i64) -> Option<
         ConversationId::Private(..) => "      ✓ seen".to_owned(),
         _ => format!("      ✓ seen by {}", readers.len()),
     };
-    Some(Line::from(Span::styled(text, Style::default().fg(Color::Green))))
+    Some(Line::from(Span::styled(
+        text,
+        Style::default().fg(Color::Green),
+    )))
 }
 
 fn chat_pane(f: &mut Frame, m: &Model, area: Rect) {
@@ -341,8 +388,14 @@ fn chat_pane(f: &mut Frame, m: &Model, area: Rect) {
     }
     for o in m.outgoing.iter().filter(|o| o.conversation == conversation) {
         let (tail, style) = match &o.failed {
-            None => ("  (sending…)".to_owned(), Style::default().fg(Color::DarkGray)),
-            Some(e) => (format!("  ✗ not sent: {e}"), Style::default().fg(Color::Red)),
+            None => (
+                "  (sending…)".to_owned(),
+                Style::default().fg(Color::DarkGray),
+            ),
+            Some(e) => (
+                format!("  ✗ not sent: {e}"),
+                Style::default().fg(Color::Red),
+            ),
         };
         lines.push(Line::from(vec![
             Span::styled("--:-- me: ", style),
@@ -353,18 +406,26 @@ fn chat_pane(f: &mut Frame, m: &Model, area: Rect) {
     if let Some(u) = m.typing_in(conversation) {
         lines.push(Line::from(Span::styled(
             format!("{} is typing…", m.name_of(u)),
-            Style::default().fg(Color::DarkGray).add_modifier(Modifier::ITALIC),
+            Style::default()
+                .fg(Color::DarkGray)
+                .add_modifier(Modifier::ITALIC),
         )));
     }
     let inner_h = area.height.saturating_sub(2) as usize;
-    let end = lines.len().saturating_sub(m.scroll.min(lines.len().saturating_sub(1)));
+    let end = lines
+        .len()
+        .saturating_sub(m.scroll.min(lines.len().saturating_sub(1)));
     let start = end.saturating_sub(inner_h);
     let shown: Vec<Line> = lines[start..end].to_vec();
     let title = match entry.peer {
         Peer::User(_) => format!(
             " {} {} ",
             entry.title,
-            if entry.online { "● online" } else { "○ offline" }
+            if entry.online {
+                "● online"
+            } else {
+                "○ offline"
+            }
         ),
         Peer::Group(id) => format!(" # {} (group {id}) ", entry.title),
         Peer::System => " system notices ".to_owned(),
