@@ -29,9 +29,9 @@ pub enum ClientError {
     /// The server could not be reached, or the HTTP exchange broke.
     #[error("cannot reach the server: {0}")]
     Http(#[from] reqwest::Error),
-    /// The websocket broke.
+    /// The websocket broke (boxed: the websocket error is large).
     #[error("websocket: {0}")]
-    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    Ws(Box<tokio_tungstenite::tungstenite::Error>),
     /// The websocket was closed by the server (with its close code when it sent one).
     #[error("the server closed the connection (code {0:?})")]
     Closed(Option<u16>),
@@ -47,6 +47,12 @@ pub enum ClientError {
     /// Nothing came within the deadline.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+}
+
+impl From<tokio_tungstenite::tungstenite::Error> for ClientError {
+    fn from(e: tokio_tungstenite::tungstenite::Error) -> Self {
+        Self::Ws(Box::new(e))
+    }
 }
 
 impl ClientError {
