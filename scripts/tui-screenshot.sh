@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-docs/screenshots/tui.png}"
-cargo build --quiet --bin chorus -p chorus
-cargo build --quiet -p chorus-client --bin chorus-tui
+if [[ -z "${SKIP_BUILD:-}" ]]; then # SKIP_BUILD=1 uses the debug binaries already built
+  cargo build --quiet --bin chorus -p chorus
+  cargo build --quiet -p chorus-client --bin chorus-tui
+fi
 tmp="$(mktemp -d)"
 sock="chorus-shot-$$"
 cleanup() {
@@ -91,10 +93,10 @@ for part in re.split(r"(\x1b\[[0-9;]*m)", src):
         i += 1
 page = """<!doctype html><meta charset=utf-8><style>
 body{margin:0;background:#1e1e1e}
-pre{margin:0;padding:14px;font:15px/1.25 'DejaVu Sans Mono',monospace;color:#d4d4d4}
+pre{margin:0;padding:14px;font:15px/1.12 'DejaVu Sans Mono',monospace;color:#d4d4d4}
 </style><pre>%s</pre>""" % "".join(out)
 open(sys.argv[2], "w", encoding="utf-8").write(page)
 PY
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=960,560 \
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=960,520 \
   --screenshot="$PWD/$out" "file://$tmp/pane.html" 2>/dev/null
 echo "wrote $out"
