@@ -89,6 +89,8 @@ pub struct Server {
     http: JoinHandle<()>,
     writer: JoinHandle<()>,
     stop_writer: CancellationToken,
+    /// `udp_send`, which ends after announcing this node's departure.
+    cluster_sender: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -133,9 +135,7 @@ impl Server {
             login_throttle: throttle::LoginThrottle::new(&settings.auth),
             settings,
         });
-        if let Some(parts) = cluster_parts {
-            Cluster::spawn(app.clone(), parts);
-        }
+        let cluster_sender = cluster_parts.and_then(|parts| Cluster::spawn(app.clone(), parts));
         let stop_writer = CancellationToken::new();
         let writer = Committer::spawn(app.clone(), submissions, stop_writer.clone());
         tokio::spawn(sweep(app.clone()));
@@ -198,6 +198,7 @@ impl Server {
             http,
             writer,
             stop_writer,
+            cluster_sender,
         })
     }
 
@@ -206,9 +207,10 @@ impl Server {
         self.addr
     }
 
-    /// Graceful stop: refuse new connections and frames, store every send already accepted
-    /// (and ack it), flush each connection's queue, close sockets with a close frame, then
-    /// close the database pool. Bounded by `server.shutdown_grace_secs`.
+    /// Graceful stop, in this order: refuse new connections and frames; store every send
+    /// already accepted (and ack it); send every cluster announcement that produced, then tell
+    /// the peers this node leaves; flush each connection's queue and close sockets with a
+    /// close frame; close the database pool. Each step bounded by `server.shutdown_grace_secs`.
     pub async fn shutdown(mut self) {
         let grace = Duration::from_secs(self.app.settings.server.shutdown_grace_secs);
         if let Some(stop) = self.stop_http.take() {
@@ -218,6 +220,14 @@ impl Server {
         self.stop_writer.cancel();
         if tokio::time::timeout(grace, &mut self.writer).await.is_err() {
             tracing::warn!("writer still busy after the grace period");
+        }
+        // Only now: everything the writer stored during the drain is announced, not dropped
+        // into a closed queue.
+        if let (Some(cluster), Some(sender)) = (&self.app.cluster, self.cluster_sender.as_mut()) {
+            cluster.leave();
+            if tokio::time::timeout(grace, sender).await.is_err() {
+                tracing::warn!("cluster sender still busy after the grace period");
+            }
         }
         for node in self.app.hub.all() {
             node.close(CloseReason::SHUTDOWN);

@@ -63,6 +63,9 @@ pub enum Event {
     Resend { from: u64, to: u64 },
     /// Unsequenced, unicast: packets `from..=to` are no longer kept; recover from storage.
     Gone { from: u64, to: u64 },
+    /// Unsequenced: the origin is shutting down; it sent packets up to `last`, and storage
+    /// holds everything it acked. Peers drop its presence and catch up from storage.
+    Leave { last: u64 },
 }
 
 impl Event {
@@ -101,7 +104,7 @@ impl Event {
     pub fn is_control(&self) -> bool {
         matches!(
             self,
-            Self::Heartbeat { .. } | Self::Resend { .. } | Self::Gone { .. }
+            Self::Heartbeat { .. } | Self::Resend { .. } | Self::Gone { .. } | Self::Leave { .. }
         )
     }
 }

@@ -25,10 +25,13 @@ mod udp;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use event::Event;
 pub use packet::{Codec, Drop, Envelope, MAX_PACKET};
@@ -44,6 +47,8 @@ const RESEND_WINDOW: usize = 16_384;
 pub const MAX_RESEND: u64 = 256;
 /// Events waiting for `udp_send`.
 const OUTBOX: usize = 16_384;
+/// Copies of the departure announcement, 50 ms apart.
+const LEAVE_COPIES: usize = 5;
 
 /// A packet as it arrived.
 pub struct Inbound {
@@ -110,6 +115,13 @@ pub struct Cluster {
     pub node: String,
     outbox: mpsc::Sender<Outbound>,
     peers: Arc<Mutex<Vec<PeerView>>>,
+    /// Events that found the outbox full: `udp_send` burns a packet number for them (kept as
+    /// "gone"), so every peer sees a gap, is told the packets are gone and catches up from
+    /// storage. An event is never dropped silently.
+    overflowed: Arc<AtomicU64>,
+    /// Cancelled by shutdown once the writer has drained: `udp_send` sends what is queued,
+    /// announces departure and stops.
+    leave: CancellationToken,
 }
 
 /// The parts the tasks take once the app exists.
@@ -154,6 +166,8 @@ impl Cluster {
                 node: node.clone(),
                 outbox: tx,
                 peers: Arc::default(),
+                overflowed: Arc::default(),
+                leave: CancellationToken::new(),
             },
             Parts {
                 transport: Arc::new(transport),
@@ -165,11 +179,10 @@ impl Cluster {
         ))
     }
 
-    /// Starts `udp_send`, `udp_recv` and the repair loop.
-    pub fn spawn(app: Arc<App>, parts: Parts) {
-        let Some(cluster) = app.cluster.as_ref() else {
-            return;
-        };
+    /// Starts `udp_send`, `udp_recv` and the repair loop; returns `udp_send`'s handle, which
+    /// ends after [`Cluster::leave`] once everything queued is sent and departure announced.
+    pub fn spawn(app: Arc<App>, parts: Parts) -> Option<JoinHandle<()>> {
+        let cluster = app.cluster.as_ref()?;
         let (inbound_tx, inbound_rx) = mpsc::channel(OUTBOX);
         match parts.transport.as_ref() {
             Transport::Udp(udp) => udp.spawn_receivers(inbound_tx),
@@ -186,8 +199,9 @@ impl Cluster {
             next_control: 1,
             kept: VecDeque::with_capacity(RESEND_WINDOW),
             heartbeat: Duration::from_millis(parts.settings.heartbeat_ms.max(50)),
+            overflowed: cluster.overflowed.clone(),
         };
-        tokio::spawn(sender.run(parts.outbox));
+        let sending = tokio::spawn(sender.run(parts.outbox, cluster.leave.clone()));
         let receiver = peers::Receiver::new(
             app.clone(),
             cluster.node.clone(),
@@ -196,14 +210,32 @@ impl Cluster {
             cluster.peers.clone(),
         );
         tokio::spawn(receiver.run(inbound_rx));
+        Some(sending)
     }
 
-    /// Tells every peer about an event (never blocks: a full outbox drops it, and the peers
-    /// recover through the heartbeat gap check).
+    /// Tells every peer about an event. Never blocks: an event that finds the outbox full
+    /// becomes a numbered gap every peer sees and repairs from storage (see `overflowed`).
     pub fn publish(&self, event: Event) {
-        if self.outbox.try_send(Outbound::Publish(event)).is_err() {
-            tracing::warn!("cluster: outbox full; peers will repair from storage");
+        match self.outbox.try_send(Outbound::Publish(event)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if self.overflowed.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!(
+                        "cluster: outbox full; peers will see a gap and repair from storage"
+                    );
+                }
+            }
+            // After departure (shutdown): connections closing say goodbye to no one; peers
+            // drop this node's presence when they hear it leave.
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::debug!("cluster: left; event not sent");
+            }
         }
+    }
+
+    /// Shutdown, after the writer drained: send everything queued, announce departure, stop.
+    pub fn leave(&self) {
+        self.leave.cancel();
     }
 
     fn control(&self, to: PeerAddr, event: Event) {
@@ -231,8 +263,10 @@ struct Sender {
     next: u64,
     /// The next control number (heartbeats, requests): its own sequence, for replay windows.
     next_control: u64,
+    /// Packets kept for re-sending; an empty one stands for events lost to a full outbox.
     kept: VecDeque<(u64, Vec<u8>)>,
     heartbeat: Duration,
+    overflowed: Arc<AtomicU64>,
 }
 
 impl Sender {
@@ -268,7 +302,7 @@ impl Sender {
         }
     }
 
-    async fn run(mut self, mut outbox: mpsc::Receiver<Outbound>) {
+    async fn run(mut self, mut outbox: mpsc::Receiver<Outbound>, leave: CancellationToken) {
         let mut tick = tokio::time::interval(self.heartbeat);
         loop {
             tokio::select! {
@@ -277,27 +311,69 @@ impl Sender {
                     None => return,
                 },
                 _ = tick.tick() => {
+                    self.mark_overflow();
                     let last = self.next - 1;
                     let packet = self.seal_control(None, Event::Heartbeat { last });
                     self.transport.broadcast(&packet).await;
                 }
-                _ = self.app.stopping.cancelled() => return,
+                _ = leave.cancelled() => break,
             }
         }
+        // Departure: everything the drained writer announced goes out first, then the peers
+        // hear that this node leaves, with its last number. They give up on whatever of ours
+        // they still miss and catch their connections up from storage, which already holds
+        // every message this node acked.
+        while let Ok(out) = outbox.try_recv() {
+            self.handle(out).await;
+        }
+        self.mark_overflow();
+        let last = self.next - 1;
+        tracing::info!(last, "cluster: leaving");
+        // A few copies (UDP may lose one), still answering whatever arrives meanwhile.
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let mut copies = 0;
+        while copies < LEAVE_COPIES {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let packet = self.seal_control(None, Event::Leave { last });
+                    self.transport.broadcast(&packet).await;
+                    copies += 1;
+                }
+                Some(out) = outbox.recv() => self.handle(out).await,
+            }
+        }
+    }
+
+    /// Burns one packet number for events lost to a full outbox, so peers see the gap.
+    fn mark_overflow(&mut self) {
+        if self.overflowed.swap(0, Ordering::Relaxed) > 0 {
+            let n = self.next;
+            self.next += 1;
+            tracing::warn!(
+                n,
+                "cluster: announced a gap for events lost to a full outbox"
+            );
+            self.keep(n, Vec::new());
+        }
+    }
+
+    fn keep(&mut self, n: u64, packet: Vec<u8>) {
+        if self.kept.len() == RESEND_WINDOW {
+            self.kept.pop_front();
+        }
+        self.kept.push_back((n, packet));
     }
 
     async fn handle(&mut self, out: Outbound) {
         match out {
             Outbound::Publish(event) => {
+                self.mark_overflow();
                 let n = self.next;
                 self.next += 1;
                 let packet = self.seal(n, event);
                 self.transport.broadcast(&packet).await;
                 self.app.metrics.cluster_sent.inc();
-                if self.kept.len() == RESEND_WINDOW {
-                    self.kept.pop_front();
-                }
-                self.kept.push_back((n, packet));
+                self.keep(n, packet);
             }
             Outbound::Control(to, event) => {
                 let packet = self.seal_control(Some(&to.node), event);
@@ -320,9 +396,18 @@ impl Sender {
                 let start = from.max(oldest);
                 for n in start..=until.min(self.next - 1) {
                     let index = (n - oldest) as usize;
-                    if let Some((_, packet)) = self.kept.get(index) {
-                        self.transport.unicast(&to, packet).await;
-                        self.app.metrics.cluster_resent.inc();
+                    match self.kept.get(index) {
+                        Some((_, packet)) if packet.is_empty() => {
+                            // Lost to a full outbox: the peer recovers from storage.
+                            let gone =
+                                self.seal_control(Some(&to.node), Event::Gone { from: n, to: n });
+                            self.transport.unicast(&to, &gone).await;
+                        }
+                        Some((_, packet)) => {
+                            self.transport.unicast(&to, packet).await;
+                            self.app.metrics.cluster_resent.inc();
+                        }
+                        None => {}
                     }
                 }
             }

@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::config::ClusterSettings;
 use crate::frame::ServerFrame;
 use crate::hub::{CloseReason, Outgoing};
-use crate::ids::ConversationId;
+use crate::ids::{ConversationId, Seq, UserId};
 use crate::store::now_ms;
 
 /// Re-send requests per gap before giving up on the origin and catching up from storage.
@@ -26,6 +26,10 @@ const MAX_RANGE: u64 = 256;
 const MAX_RANGES: usize = 64;
 /// How often gaps are re-requested and liveness is checked.
 const REPAIR_EVERY: Duration = Duration::from_millis(150);
+/// Read receipts remembered for ordering before the table starts over.
+const READS_KEPT: usize = 100_000;
+/// Least time between two warnings about the same peer's clock.
+const CLOCK_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// A peer as `/readyz` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -53,9 +57,32 @@ struct Peer {
     gap_from: u64,
     attempts: u32,
     alive: bool,
+    /// It announced its departure: silent from now on, and not revived by late packets of
+    /// the same incarnation.
+    left: bool,
+    /// The number of the last applied `presence` per user: an older one (a re-sent packet
+    /// arriving late) must not overwrite it.
+    presence_n: HashMap<UserId, u64>,
 }
 
 impl Peer {
+    fn new(addr: PeerAddr, epoch: u64) -> Self {
+        Self {
+            addr,
+            epoch,
+            contiguous: 0,
+            received: BTreeSet::new(),
+            known: 0,
+            controls: ReplayWindow::default(),
+            last_heard: Instant::now(),
+            gap_from: 0,
+            attempts: 0,
+            alive: true,
+            left: false,
+            presence_n: HashMap::new(),
+        }
+    }
+
     /// The runs of missing numbers, oldest first, each at most [`MAX_RANGE`] long, at most
     /// [`MAX_RANGES`] of them.
     fn missing(&self) -> Vec<(u64, u64)> {
@@ -101,6 +128,11 @@ pub(super) struct Receiver {
     settings: ClusterSettings,
     peers: HashMap<String, Peer>,
     view: Arc<Mutex<Vec<PeerView>>>,
+    /// The highest read cursor forwarded per (conversation, reader): a late, lower one is
+    /// old news.
+    reads: HashMap<(ConversationId, UserId), Seq>,
+    /// When each peer's clock was last warned about.
+    clock_warned: HashMap<String, Instant>,
 }
 
 impl Receiver {
@@ -118,6 +150,8 @@ impl Receiver {
             settings,
             peers: HashMap::new(),
             view,
+            reads: HashMap::new(),
+            clock_warned: HashMap::new(),
         }
     }
 
@@ -168,47 +202,53 @@ impl Receiver {
             node: node.clone(),
             udp: inbound.from,
         };
-        let mut first_contact = false;
-        let peer = self.peers.entry(node.clone()).or_insert_with(|| {
-            first_contact = true;
-            Peer {
-                addr: addr.clone(),
-                epoch,
-                contiguous: 0,
-                received: BTreeSet::new(),
-                known: 0,
-                controls: ReplayWindow::default(),
-                last_heard: Instant::now(),
-                gap_from: 0,
-                attempts: 0,
-                alive: true,
+        // Which incarnation is this? Ordering is by the origin's epoch and packet numbers, not
+        // by our clock: a peer whose clock is off is warned about loudly but still heard.
+        let skew = now_ms() - ts;
+        if skew.abs() > max_skew {
+            self.warn_clock(&node, format_args!("clock off by {skew} ms (max_skew_ms {max_skew}); ordering by its epoch and packet numbers"));
+        }
+        let restart = match self.peers.get(&node) {
+            None => true,
+            Some(p) if epoch == p.epoch => false,
+            Some(p) if epoch > p.epoch => true,
+            Some(p) if p.alive => {
+                // An earlier incarnation's packet, late (or a restart with a clock behind the
+                // previous start: heard once the current incarnation has gone silent).
+                self.warn_clock(&node, format_args!("sent epoch {epoch}, older than the live incarnation's; ignored until that one goes silent"));
+                self.drop_packet(Drop::Stale);
+                return;
             }
-        });
-        if epoch < peer.epoch || (now_ms() - ts).abs() > max_skew {
-            self.drop_packet(Drop::Stale);
-            return;
-        }
-        if epoch > peer.epoch {
-            // The origin restarted: its numbers start over.
-            *peer = Peer {
-                addr: addr.clone(),
-                epoch,
-                contiguous: 0,
-                received: BTreeSet::new(),
-                known: 0,
-                controls: ReplayWindow::default(),
-                last_heard: Instant::now(),
-                gap_from: 0,
-                attempts: 0,
-                alive: true,
-            };
+            Some(_) if skew.abs() > max_skew => {
+                // A dead peer "restarting" into the past with an old timestamp: a replay.
+                self.drop_packet(Drop::Stale);
+                return;
+            }
+            Some(_) => {
+                self.warn_clock(&node, format_args!("restarted with a clock behind its previous start; accepted as a new incarnation (it had gone silent)"));
+                true
+            }
+        };
+        let mut first_contact = false;
+        let mut ghosts = Vec::new();
+        if restart {
+            if self.peers.contains_key(&node) {
+                // Its former connections died with the previous incarnation.
+                tracing::info!(%node, epoch, "cluster: peer restarted; dropping its former presence");
+                ghosts = self.app.presence.forget_node(&node);
+            }
+            self.peers
+                .insert(node.clone(), Peer::new(addr.clone(), epoch));
             first_contact = true;
         }
+        let Some(peer) = self.peers.get_mut(&node) else {
+            return;
+        };
         if first_contact {
             // What it sent before we heard it is not ours to re-request: start from here and
             // let local connections catch up from storage instead.
             let before = match &event {
-                Event::Heartbeat { last } => *last,
+                Event::Heartbeat { last } | Event::Leave { last } => *last,
                 _ if n > 0 => n - 1,
                 _ => 0,
             };
@@ -229,13 +269,23 @@ impl Receiver {
         // authenticated, fresh packets), never at a packet's own source: a request heard first
         // (before any other packet of this epoch) waits for the requester's next round.
         let known_addr = (!first_contact).then(|| peer.addr.clone());
+        if let Event::Presence { user, .. } = &event {
+            // Numbers order one origin's events: a re-sent older presence is old news.
+            if peer.presence_n.get(user).is_some_and(|last| *last > n) {
+                peer.mark(n);
+                self.drop_packet(Drop::Stale);
+                return;
+            }
+            peer.presence_n.insert(*user, n);
+        }
         peer.addr = addr;
         peer.last_heard = Instant::now();
-        let revived = !peer.alive;
-        peer.alive = true;
+        let revived = !peer.alive && !peer.left;
+        peer.alive = !peer.left;
         if !control {
             peer.mark(n);
         }
+        let mut departed = false;
         match event {
             Event::Heartbeat { last } => {
                 peer.known = peer.known.max(last);
@@ -252,14 +302,77 @@ impl Receiver {
                 self.app.metrics.cluster_unrecovered.inc();
                 self.app.hub.resync_all();
             }
+            Event::Leave { last } => {
+                peer.known = peer.known.max(last);
+                if !peer.left {
+                    tracing::info!(%node, last, "cluster: peer left");
+                    peer.left = true;
+                    peer.alive = false;
+                    // What we still miss of it is in storage: stop asking, catch up from there.
+                    peer.give_up_to(peer.known);
+                    departed = true;
+                }
+            }
+            Event::Read {
+                conversation,
+                user,
+                seq,
+            } => {
+                if self.reads.len() > READS_KEPT {
+                    self.reads.clear();
+                }
+                let newest = self.reads.entry((conversation, user)).or_insert(Seq(0));
+                if seq > *newest {
+                    *newest = seq;
+                    apply(
+                        &self.app,
+                        &node,
+                        Event::Read {
+                            conversation,
+                            user,
+                            seq,
+                        },
+                    )
+                    .await;
+                } else {
+                    self.drop_packet(Drop::Stale);
+                }
+            }
             other => apply(&self.app, &node, other).await,
         }
+        if departed {
+            ghosts.extend(self.app.presence.forget_node(&node));
+            self.app.hub.resync_all();
+        }
+        self.announce_gone(ghosts).await;
         if first_contact || revived {
             tracing::info!(%node, "cluster: peer joined");
             self.app.hub.resync_all();
             self.introduce();
         }
         self.refresh_view();
+    }
+
+    /// Users whose connections on a peer are gone (peer silent, restarted or left): their
+    /// local contacts hear them go offline unless they are still online elsewhere.
+    async fn announce_gone(&self, users: Vec<UserId>) {
+        for user in users {
+            if !self.app.presence.is_online(user).await {
+                self.app.announce_presence_local(user, false).await;
+            }
+        }
+    }
+
+    /// A loud warning about a peer's clock, at most every [`CLOCK_WARN_EVERY`] per peer.
+    fn warn_clock(&mut self, node: &str, what: std::fmt::Arguments<'_>) {
+        let due = self
+            .clock_warned
+            .get(node)
+            .map_or(true, |at| at.elapsed() >= CLOCK_WARN_EVERY);
+        if due {
+            tracing::warn!(%node, "cluster: peer {what}");
+            self.clock_warned.insert(node.to_owned(), Instant::now());
+        }
     }
 
     /// Magic, tag, cluster name, not our own echo, and not a unicast meant for another node.
@@ -331,12 +444,14 @@ impl Receiver {
         let forget_after = dead_after * 20;
         self.peers
             .retain(|_, p| p.alive || p.last_heard.elapsed() < forget_after);
+        if !gone.is_empty() {
+            // A silent peer may have stored and acked messages it never announced (a crash
+            // between commit and broadcast): storage is the truth, catch up from it.
+            resync = true;
+        }
         for node in gone {
-            for user in self.app.presence.forget_node(&node) {
-                if !self.app.presence.is_online(user).await {
-                    self.app.announce_presence_local(user, false).await;
-                }
-            }
+            let users = self.app.presence.forget_node(&node);
+            self.announce_gone(users).await;
         }
         if resync {
             self.app.hub.resync_all();
@@ -374,11 +489,16 @@ async fn apply(app: &Arc<App>, origin: &str, event: Event) {
                 None => match app.store.message_at(conversation, seq).await {
                     Ok(Some(m)) => m,
                     Ok(None) => {
-                        tracing::warn!(%conversation, seq = seq.0, "cluster: referenced message not found");
+                        // The origin stored it before announcing it: catch up from storage.
+                        tracing::warn!(%conversation, seq = seq.0, "cluster: referenced message not found; catching up from storage");
+                        app.hub.resync_all();
                         return;
                     }
                     Err(err) => {
-                        tracing::error!(%err, "cluster: loading a referenced message");
+                        // Never skip it: every connection catches up from storage (and one
+                        // that cannot is closed, so its client reconnects and syncs).
+                        tracing::error!(%err, "cluster: loading a referenced message; catching up from storage");
+                        app.hub.resync_all();
                         return;
                     }
                 },
@@ -417,12 +537,32 @@ async fn apply(app: &Arc<App>, origin: &str, event: Event) {
                 app.announce_presence_local(user, here).await;
             }
         }
-        Event::Contact { a, b, added } => app.notify_contact_local(a, b, added),
+        // Contacts and members: storage holds the current state, so a late packet can only
+        // repeat it, never bring an older one back.
+        Event::Contact { a, b, added } => {
+            let added = match app.store.contact_ids(a).await {
+                Ok(contacts) => contacts.contains(&b),
+                Err(err) => {
+                    tracing::warn!(%err, "cluster: checking a contact; passing the notice on as sent");
+                    added
+                }
+            };
+            app.notify_contact_local(a, b, added)
+        }
         Event::Member {
             community,
             user,
             joined,
-        } => app.notify_member_local(community, user, joined).await,
+        } => {
+            let joined = match app.store.is_member(community, user).await {
+                Ok(member) => member,
+                Err(err) => {
+                    tracing::warn!(%err, "cluster: checking a membership; passing the notice on as sent");
+                    joined
+                }
+            };
+            app.notify_member_local(community, user, joined).await
+        }
         Event::SessionRevoked { token_hash } => {
             app.hub.close_session(&token_hash, CloseReason::REVOKED)
         }
@@ -430,7 +570,10 @@ async fn apply(app: &Arc<App>, origin: &str, event: Event) {
             app.hub.close_user_except(user, &keep, CloseReason::REVOKED)
         }
         Event::UserDeleted { user } => app.hub.close_user(user, CloseReason::REVOKED),
-        Event::Heartbeat { .. } | Event::Resend { .. } | Event::Gone { .. } => {}
+        Event::Heartbeat { .. }
+        | Event::Resend { .. }
+        | Event::Gone { .. }
+        | Event::Leave { .. } => {}
     }
 }
 
@@ -476,6 +619,8 @@ mod tests {
             gap_from: 0,
             attempts: 0,
             alive: true,
+            left: false,
+            presence_n: HashMap::new(),
         }
     }
 

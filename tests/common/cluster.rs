@@ -138,11 +138,24 @@ pub struct Cluster {
     pub db: Arc<TestDb>,
     /// `(id, log)` of nodes killed by [`Cluster::kill`], shown if the test fails later.
     killed: Vec<(String, String)>,
+    /// The environment every node gets (but its node id), for [`Cluster::start_node`].
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
     /// Starts `n` nodes together on `db` and waits until every node lists all the others.
     pub async fn start(db: Arc<TestDb>, transport: &Transport, n: usize) -> Cluster {
+        Self::start_with(db, transport, n, &[]).await
+    }
+
+    /// Like [`Cluster::start`], with extra `CHORUS__...` variables for every node (they win
+    /// over the defaults above, e.g. a longer peer timeout).
+    pub async fn start_with(
+        db: Arc<TestDb>,
+        transport: &Transport,
+        n: usize,
+        extra: &[(&str, &str)],
+    ) -> Cluster {
         let tag = uuid::Uuid::new_v4().simple().to_string();
         let name = format!("t{}", &tag[..12]);
         let secret = strong_secret();
@@ -174,6 +187,7 @@ impl Cluster {
                 env.push(("CHORUS__REDIS__URL".into(), url.clone()));
             }
         }
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let ids: Vec<String> = (0..n).map(|i| format!("n{i}-{}", &tag[..6])).collect();
         // Started together on purpose: migrations must be safe when nodes start at once.
         let starts = ids.iter().map(|id| {
@@ -195,9 +209,21 @@ impl Cluster {
             port,
             db,
             killed: Vec::new(),
+            env,
         };
         cluster.wait_full_mesh().await;
         cluster
+    }
+
+    /// Starts a node with id `id` (a new one, or a killed one coming back with the same id)
+    /// and adds it at the end of `nodes`; does not wait for the mesh.
+    pub async fn start_node(&mut self, id: &str) {
+        let mut vars = self.env.clone();
+        vars.push(("CHORUS__CLUSTER__NODE_ID".into(), id.to_string()));
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let node = Server::start_on(self.db.clone(), &vars).await;
+        self.nodes.push(node);
+        self.ids.push(id.to_string());
     }
 
     /// Where the nodes broadcast.

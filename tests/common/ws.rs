@@ -122,6 +122,14 @@ impl Client {
         }
     }
 
+    /// Sends a text frame; `false` if the connection is gone (a node killed under the test).
+    pub async fn try_send_text(&mut self, text: &str) -> bool {
+        let what = format!("{}: sending", self.label);
+        within(&what, self.stream.send(Message::Text(text.to_string())))
+            .await
+            .is_ok()
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         self.send(Message::Text(text.to_string())).await;
     }

@@ -1,0 +1,275 @@
+//! Issue 8, the cluster side: nodes crash, stop and restart under traffic, and still every
+//! acknowledged message reaches every recipient once and in order, and presence stays true.
+//!
+//! - A peer that goes silent may have stored and acked messages it never announced: the other
+//!   nodes catch their connections up from storage (the database is the truth).
+//! - SIGTERM drains in order: writer, then the cluster sender, then a departure announcement.
+//! - A node restarting with the same id drops its former users' presence at once.
+//!
+//! Real `chorus` processes on one database, joined by UDP broadcast on 127.255.255.255.
+
+#[path = "common/cluster.rs"]
+mod cluster;
+mod common;
+#[path = "common/ws.rs"]
+mod ws;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use cluster::{user, Cluster, Conn, Sent, Transport};
+use common::{wait_for, Backend, Server, TestDb};
+
+/// Long enough that no test here is rescued by the silent-peer timeout when it means to test
+/// something else (a departure announcement, a restart).
+const LONG_PEER_TIMEOUT: &str = "60000";
+/// How long a recipient may take to see everything (well under [`LONG_PEER_TIMEOUT`]).
+const DELIVERY_DEADLINE: Duration = Duration::from_secs(30);
+
+macro_rules! sqlite_and_postgres {
+    ($($t:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $t() { super::$t(super::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $t() { super::$t(super::Backend::Postgres).await } )*
+        }
+    };
+}
+
+sqlite_and_postgres!(
+    stored_but_unannounced_messages_arrive_when_a_peer_dies,
+    messages_acked_before_a_crash_reach_the_other_node,
+    sigterm_mid_burst_announces_every_acked_message,
+    restarted_node_drops_its_former_users_presence,
+);
+
+/// A heartbeat round trip: the connection is registered and announced (notices the set-up
+/// caused may arrive before the answer and are skipped).
+async fn settled(conn: &mut Conn) {
+    conn.client
+        .send_json(serde_json::json!({"type": "heartbeat"}))
+        .await;
+    conn.client.recv_until(|f| f["type"] == "heartbeat").await;
+}
+
+/// Reads `message` frames of one private conversation until seq `upto` and checks they are
+/// exactly 1, 2, ... `upto` in order (more may follow; they are not read).
+async fn expect_seqs_upto(conn: &mut Conn, upto: i64) {
+    let mut got = Vec::new();
+    let end = tokio::time::Instant::now() + DELIVERY_DEADLINE;
+    while got.last().copied().unwrap_or(0) < upto {
+        let left = end.saturating_duration_since(tokio::time::Instant::now());
+        let text = match conn.client.next_event(left).await {
+            Some(ws::Event::Text(t)) => t,
+            other => panic!(
+                "{}: after seqs up to {:?} of {upto}: {other:?}",
+                conn.label,
+                got.last()
+            ),
+        };
+        let f: Value = serde_json::from_str(&text).expect("json frame");
+        if f["type"] != "message" {
+            continue;
+        }
+        got.push(f["seq"].as_i64().unwrap_or(-1));
+    }
+    let want: Vec<i64> = (1..=got.len() as i64).collect();
+    assert_eq!(
+        got, want,
+        "{}: every message once, in seq order, none missing",
+        conn.label
+    );
+}
+
+/// Sends `n` private messages, at most [`WINDOW`] unacked at a time, counting acks in
+/// `acked` and the highest acked seq in `max_seq`, until `stop_sending`; returns when every
+/// send is answered or the socket ends (the node went away).
+async fn burst_and_count_acks(
+    mut conn: Conn,
+    to: i64,
+    n: usize,
+    acked: Arc<AtomicUsize>,
+    max_seq: Arc<AtomicI64>,
+    stop_sending: Arc<AtomicBool>,
+) {
+    const WINDOW: usize = 200;
+    let mut sent = 0;
+    let mut answered = 0;
+    while answered < sent || (sent < n && !stop_sending.load(Ordering::SeqCst)) {
+        while sent < n && sent - answered < WINDOW && !stop_sending.load(Ordering::SeqCst) {
+            let frame = serde_json::json!({"type": "private", "id": format!("b-{sent}"),
+                "to": to, "media": "text", "content": format!("burst {sent}")});
+            if !conn.client.try_send_text(&frame.to_string()).await {
+                return;
+            }
+            sent += 1;
+        }
+        let text = match conn.client.next_event(DELIVERY_DEADLINE).await {
+            Some(ws::Event::Text(t)) => t,
+            _ => return,
+        };
+        let f: Value = serde_json::from_str(&text).expect("json frame");
+        match f["type"].as_str() {
+            Some("ack") => {
+                max_seq.fetch_max(f["seq"].as_i64().unwrap_or(0), Ordering::SeqCst);
+                acked.fetch_add(1, Ordering::SeqCst);
+                answered += 1;
+            }
+            // Refused during shutdown: not acked, so not expected anywhere.
+            Some("error") => answered += 1,
+            _ => {}
+        }
+    }
+}
+
+/// Item 1: a node stores and acks, then dies before announcing. Played exactly: a node outside
+/// the cluster (sharing the database) stores the messages, so no peer ever hears of them; then
+/// a cluster node is killed. The survivors must catch their connections up from storage.
+async fn stored_but_unannounced_messages_arrive_when_a_peer_dies(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let mut c = Cluster::start(db.clone(), &Transport::Udp, 2).await;
+    let outside = Server::start_on(db.clone(), &[]).await;
+    let alice = user(&outside, "alice").await;
+    let bob = user(&c.nodes[1], "bob").await;
+    let mut b = Conn::open(&c.nodes[1], &bob, "bob@n1").await;
+    settled(&mut b).await;
+    let mut a = Conn::open(&outside, &alice, "alice@outside").await;
+    let mut log: Vec<Sent> = Vec::new();
+    for i in 0..20 {
+        log.push(
+            a.private(&format!("u-{i}"), bob.id, &format!("unannounced {i}"))
+                .await,
+        );
+    }
+    let (dead, _) = c.kill(0);
+    c.wait_peer_gone(&dead).await;
+    b.expect_exactly(&log).await;
+}
+
+/// Item 1, as it happens: SIGKILL in the middle of an acked burst; whatever the sender had
+/// not broadcast yet still reaches the recipient on the other node.
+async fn messages_acked_before_a_crash_reach_the_other_node(backend: Backend) {
+    const N: usize = 600;
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let mut c = Cluster::start(db, &Transport::Udp, 2).await;
+    let alice = user(&c.nodes[0], "alice").await;
+    let bob = user(&c.nodes[1], "bob").await;
+    let mut b = Conn::open(&c.nodes[1], &bob, "bob@n1").await;
+    settled(&mut b).await;
+    let a = Conn::open(&c.nodes[0], &alice, "alice@n0").await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let max_seq = Arc::new(AtomicI64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let burst = tokio::spawn(burst_and_count_acks(
+        a,
+        bob.id,
+        N,
+        acked.clone(),
+        max_seq.clone(),
+        stop.clone(),
+    ));
+    wait_for(DELIVERY_DEADLINE, "half the burst acked", || {
+        let n = acked.load(Ordering::SeqCst);
+        async move { (n >= N / 2).then_some(()) }
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    c.kill(0);
+    burst.await.expect("burst task");
+    let upto = max_seq.load(Ordering::SeqCst);
+    assert!(upto >= (N / 2) as i64, "acked up to seq {upto}");
+    expect_seqs_upto(&mut b, upto).await;
+}
+
+/// Item 2: SIGTERM while a burst is being stored: every message acked during the drain is
+/// announced before the node leaves (the peer timeout is long, so only the drain can deliver
+/// it in time).
+async fn sigterm_mid_burst_announces_every_acked_message(backend: Backend) {
+    const N: usize = 2000;
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let extra = [("CHORUS__CLUSTER__PEER_TIMEOUT_MS", LONG_PEER_TIMEOUT)];
+    let mut c = Cluster::start_with(db, &Transport::Udp, 2, &extra).await;
+    let alice = user(&c.nodes[0], "alice").await;
+    let bob = user(&c.nodes[1], "bob").await;
+    let mut b = Conn::open(&c.nodes[1], &bob, "bob@n1").await;
+    settled(&mut b).await;
+    let a = Conn::open(&c.nodes[0], &alice, "alice@n0").await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let max_seq = Arc::new(AtomicI64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let burst = tokio::spawn(burst_and_count_acks(
+        a,
+        bob.id,
+        N,
+        acked.clone(),
+        max_seq.clone(),
+        stop.clone(),
+    ));
+    wait_for(DELIVERY_DEADLINE, "a tenth of the burst acked", || {
+        let n = acked.load(Ordering::SeqCst);
+        async move { (n >= N / 10).then_some(()) }
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let status = c.nodes[0].terminate().await;
+    assert!(status.success(), "SIGTERM exit status {status:?}");
+    burst.await.expect("burst task");
+    let upto = max_seq.load(Ordering::SeqCst);
+    eprintln!(
+        "acked {} of {N} (up to seq {upto}) before the node was gone",
+        acked.load(Ordering::SeqCst)
+    );
+    expect_seqs_upto(&mut b, upto).await;
+}
+
+/// Whether `who` is online as node `server` sees it (through `viewer`'s eyes).
+async fn online(server: &Server, viewer: &common::TestUser, who: i64) -> bool {
+    let r = server.get(&format!("/api/users/{who}"), viewer.t()).await;
+    r.expect(200);
+    r.json()["online"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("user without online: {}", r.text()))
+}
+
+/// Item 7: a node restarts with the same node id well within the peer timeout; its former
+/// users must not stay online on the other nodes.
+async fn restarted_node_drops_its_former_users_presence(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let extra = [("CHORUS__CLUSTER__PEER_TIMEOUT_MS", LONG_PEER_TIMEOUT)];
+    let mut c = Cluster::start_with(db, &Transport::Udp, 2, &extra).await;
+    let dave = user(&c.nodes[0], "dave").await;
+    let carol = user(&c.nodes[1], "carol").await;
+    ws::befriend(&c.nodes[1], &carol, &dave).await;
+    let mut d = Conn::open(&c.nodes[0], &dave, "dave@n0").await;
+    settled(&mut d).await;
+    wait_for(DELIVERY_DEADLINE, "n1 to see dave online", || async {
+        online(&c.nodes[1], &carol, dave.id).await.then_some(())
+    })
+    .await;
+    let (id, _) = c.kill(0);
+    drop(d);
+    c.start_node(&id).await;
+    // The survivor is now c.nodes[0].
+    wait_for(
+        DELIVERY_DEADLINE,
+        "n1 to see dave offline after his node restarted",
+        || async { (!online(&c.nodes[0], &carol, dave.id).await).then_some(()) },
+    )
+    .await;
+    // And the restarted node is a peer again (it was heard, not timed out).
+    c.wait_full_mesh().await;
+}
