@@ -347,9 +347,9 @@ async fn opposite_lock_orders_do_not_deadlock_mysql() {
 /// (counters are locked in one global order).
 async fn opposite_lock_orders_do_not_deadlock(backend: Backend) {
     const NODES: usize = 3;
-    const CLIENTS: usize = 3;
+    const CLIENTS: usize = 4;
     const GROUPS: usize = 6;
-    const EACH: usize = 60;
+    const EACH: usize = 150;
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
