@@ -3,13 +3,15 @@
 # three in a UDP cluster on loopback) and drives them with examples/load.rs.
 # Usage: scripts/bench.sh [pairs] [messages-per-pair] [window (unacked sends in flight)]
 # BENCH_DATABASE_URL=postgres://... runs the nodes on that database instead of SQLite files.
+# CHORUS_BIN=path runs that server binary instead, e.g. an older build (docs/bench-issue9.md);
+# the build is then left alone (built beforehand; the load generator is this tree's).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 pairs=${1:-20}
 messages=${2:-500}
 window=${3:-64}
 
-cargo build --release --bin chorus --example load
+[ -n "${CHORUS_BIN:-}" ] || cargo build --release --bin chorus --example load
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -21,7 +23,7 @@ start_node() { # name port [extra env...]
         CHORUS__DATABASE__URL="${BENCH_DATABASE_URL:-sqlite://$work/$DB?mode=rwc}" \
         CHORUS__UPLOADS__DIR="$work/uploads" \
         CHORUS__CHAT__RATE_PER_SEC=0 \
-        RUST_LOG=warn "$@" ./target/release/chorus > "$work/$name.out" 2> "$work/$name.err" &
+        RUST_LOG=warn "$@" "${CHORUS_BIN:-./target/release/chorus}" > "$work/$name.out" 2> "$work/$name.err" &
     pids+=($!)
     for _ in $(seq 100); do grep -q listening "$work/$name.out" 2>/dev/null && return; sleep 0.1; done
     echo "node $name did not start" >&2; cat "$work/$name.err" >&2; exit 1
