@@ -47,6 +47,7 @@ sqlite_and_postgres!(
     messages_acked_before_a_crash_reach_the_other_node,
     sigterm_mid_burst_announces_every_acked_message,
     restarted_node_drops_its_former_users_presence,
+    a_late_presence_does_not_overwrite_a_newer_one,
 );
 
 /// A heartbeat round trip: the connection is registered and announced (notices the set-up
@@ -272,4 +273,66 @@ async fn restarted_node_drops_its_former_users_presence(backend: Backend) {
     .await;
     // And the restarted node is a peer again (it was heard, not timed out).
     c.wait_full_mesh().await;
+}
+
+/// Item 8: a peer's `presence` packets arrive out of order (number 1, "online", was lost and
+/// comes back re-sent after number 2, "offline"): the newer state stands. The test plays the
+/// peer itself, sealing packets with the cluster's secret.
+async fn a_late_presence_does_not_overwrite_a_newer_one(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let extra = [("CHORUS__CLUSTER__PEER_TIMEOUT_MS", LONG_PEER_TIMEOUT)];
+    let c = Cluster::start_with(db, &Transport::Udp, 1, &extra).await;
+    let node = &c.nodes[0];
+    let dave = user(node, "dave").await;
+    let carol = user(node, "carol").await;
+    ws::befriend(node, &carol, &dave).await;
+    let mut cc = Conn::open(node, &carol, "carol@n0").await;
+    settled(&mut cc).await;
+
+    let me = format!("fake-{}", &c.name[1..7]);
+    let epoch = common::now_ms() as u64;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    sock.set_broadcast(true).expect("SO_BROADCAST");
+    let packet = |n: u64, control: u64, event: Value| {
+        c.seal(&serde_json::json!({
+            "cluster": c.name, "node": me, "epoch": epoch, "n": n, "c": control,
+            "ts": common::now_ms(), "event": event,
+        }))
+    };
+    let send = |p: Vec<u8>| {
+        let sock = &sock;
+        let to = c.broadcast_addr();
+        async move {
+            sock.send_to(&p, to).await.expect("send");
+        }
+    };
+    send(packet(
+        0,
+        1,
+        serde_json::json!({"e": "heartbeat", "last": 0}),
+    ))
+    .await;
+    c.wait_full_mesh_with(&me).await;
+    let presence = |here: bool| serde_json::json!({"e": "presence", "user": dave.id, "here": here, "notify": true});
+    // Number 2 (newer: dave went away), then number 1 (older: dave came), re-sent late.
+    send(packet(2, 0, presence(false))).await;
+    send(packet(1, 0, presence(true))).await;
+    // Number 3 is a barrier: once carol sees it, numbers 1 and 2 were handled (one receiver
+    // task, in order of arrival).
+    let conv = ws::private_conv(carol.id, dave.id);
+    send(packet(
+        3,
+        0,
+        serde_json::json!({"e": "typing", "from": dave.id, "conversation": conv}),
+    ))
+    .await;
+    cc.client.recv_until(|f| f["type"] == "typing").await;
+    assert!(
+        !online(node, &carol, dave.id).await,
+        "dave's newer presence (offline, packet 2) must stand over the late packet 1"
+    );
 }
