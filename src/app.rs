@@ -115,6 +115,39 @@ impl App {
         self.hub.send_to_users([user], &own, None);
     }
 
+    /// `user` changed their name or avatar: whoever shows them hears it, here and on every node.
+    pub async fn profile_changed(&self, user: UserId, name: String, avatar: Option<String>) {
+        self.notify_profile_local(user, name.clone(), avatar.clone())
+            .await;
+        self.publish(Event::Profile { user, name, avatar });
+    }
+
+    /// The local half of [`App::profile_changed`]: their contacts, the members of their groups
+    /// and their own devices, once each.
+    pub async fn notify_profile_local(&self, user: UserId, name: String, avatar: Option<String>) {
+        let mut audience = vec![user];
+        match self.store.contact_ids(user).await {
+            Ok(contacts) => audience.extend(contacts),
+            Err(err) => tracing::warn!(%err, "profile notice: cannot list contacts"),
+        }
+        match self.store.community_ids_of(user).await {
+            Ok(communities) => {
+                for community in communities {
+                    match self.store.member_ids(community).await {
+                        Ok(members) => audience.extend(members),
+                        Err(err) => tracing::warn!(%err, "profile notice: cannot list members"),
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(%err, "profile notice: cannot list groups"),
+        }
+        audience.sort_unstable_by_key(|u| u.0);
+        audience.dedup();
+        let frame = ServerFrame::Profile { user, name, avatar };
+        self.hub
+            .send_to_users(audience, &Outgoing::Frame(frame.to_text().into()), None);
+    }
+
     /// Tells every peer (no-op outside a cluster).
     pub fn publish(&self, event: Event) {
         if let Some(cluster) = &self.cluster {

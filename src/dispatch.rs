@@ -135,7 +135,11 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
             Ok(())
         }
         ClientFrame::Read { conversation, seq } => read(app, node, conversation, seq).await,
-        ClientFrame::Typing { to, community } => {
+        ClientFrame::Typing {
+            to,
+            community,
+            stop,
+        } => {
             let conversation = match (to, community) {
                 (Some(to), None) if to != node.user => ConversationId::private(node.user, to),
                 (None, Some(c)) => ConversationId::Group(c),
@@ -149,6 +153,7 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
             let text: Arc<str> = ServerFrame::Typing {
                 from: node.user,
                 conversation,
+                stop,
             }
             .to_text()
             .into();
@@ -157,6 +162,7 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
             app.publish(Event::Typing {
                 from: node.user,
                 conversation,
+                stop,
             });
             Ok(())
         }

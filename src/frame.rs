@@ -70,10 +70,13 @@ pub enum ClientFrame {
         conversation: ConversationId,
         seq: Seq,
     },
-    /// The sender is typing to a user (`to`) or in a community.
+    /// The sender is typing to a user (`to`) or in a community; `stop` when the draft was
+    /// cleared, so others stop showing "typing…" at once.
     Typing {
         to: Option<UserId>,
         community: Option<CommunityId>,
+        #[serde(default)]
+        stop: bool,
     },
     /// Send what came after these seqs.
     Sync {
@@ -138,6 +141,16 @@ pub enum ServerFrame {
     Typing {
         from: UserId,
         conversation: ConversationId,
+        /// The draft was cleared: stop showing "typing…" now (omitted when false).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        stop: bool,
+    },
+    /// `user` changed their name or avatar: sent to everyone who shows them (contacts, members
+    /// of shared groups, their own devices), on every node.
+    Profile {
+        user: UserId,
+        name: String,
+        avatar: Option<String>,
     },
     /// `user` became (or stopped being) your contact: someone added or removed you, or you did
     /// on another device.

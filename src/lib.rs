@@ -31,6 +31,7 @@ pub mod frame;
 pub mod http;
 pub mod hub;
 pub mod ids;
+pub mod imagesize;
 pub mod metrics;
 pub mod names;
 pub mod presence;

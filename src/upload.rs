@@ -75,6 +75,28 @@ pub enum UploadError {
     Io(#[from] std::io::Error),
 }
 
+/// The dimensions of a file just written, from its first bytes (`None` if unreadable).
+async fn read_dimensions(path: &Path) -> Option<(u32, u32)> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await.ok()?;
+    let mut head = Vec::with_capacity(crate::imagesize::HEAD_LEN);
+    file.take(crate::imagesize::HEAD_LEN as u64)
+        .read_to_end(&mut head)
+        .await
+        .ok()?;
+    crate::imagesize::dimensions(&head)
+}
+
+/// `<w>x<h>` as written in a file name: canonical decimals in 1..=MAX_SIDE, nothing else.
+pub fn parse_dimensions(s: &str) -> Option<(u32, u32)> {
+    let (w, h) = s.split_once('x')?;
+    let side = |v: &str| {
+        let n: u32 = v.parse().ok()?;
+        (n.to_string() == v && (1..=crate::imagesize::MAX_SIDE).contains(&n)).then_some(n)
+    };
+    Some((side(w)?, side(h)?))
+}
+
 /// A file that was stored.
 #[derive(Debug, Clone)]
 pub struct StoredFile {
@@ -82,6 +104,8 @@ pub struct StoredFile {
     pub file_name: String,
     pub image_type: ImageType,
     pub size: u64,
+    /// Width and height in pixels, when the header tells (also part of `file_name`).
+    pub dimensions: Option<(u32, u32)>,
 }
 
 /// The uploads folder and its cap.
@@ -145,18 +169,26 @@ impl Uploads {
             }
             let image_type = ImageType::sniff(&head).ok_or(UploadError::NotAnImage)?;
             file.sync_all().await?;
-            Ok((image_type, size))
+            drop(file);
+            let dimensions = read_dimensions(&tmp).await;
+            Ok((image_type, size, dimensions))
         }
         .await;
         match result {
-            Ok((image_type, size)) => {
-                let file_name = format!("{id}.{}", image_type.extension());
+            Ok((image_type, size, dimensions)) => {
+                // `<uuid>.<w>x<h>.<ext>`: the size travels with the URL, so a page reserves
+                // the image's box before it loads.
+                let file_name = match dimensions {
+                    Some((w, h)) => format!("{id}.{w}x{h}.{}", image_type.extension()),
+                    None => format!("{id}.{}", image_type.extension()),
+                };
                 tokio::fs::rename(&tmp, self.dir.join(&file_name)).await?;
                 Ok(StoredFile {
                     id,
                     file_name,
                     image_type,
                     size,
+                    dimensions,
                 })
             }
             Err(err) => {
@@ -167,9 +199,17 @@ impl Uploads {
     }
 
     /// The path and type of a stored file, only for names Chorus itself gives
-    /// (`<uuid>.<ext>`, lower-case, hyphenated): no other name can reach the disk.
+    /// (`<uuid>.<ext>` or `<uuid>.<w>x<h>.<ext>`, lower-case, hyphenated, sizes without
+    /// leading zeros): no other name can reach the disk.
     pub fn resolve(&self, name: &str) -> Option<(PathBuf, ImageType)> {
-        let (stem, ext) = name.split_once('.')?;
+        let (stem, rest) = name.split_once('.')?;
+        let ext = match rest.split_once('.') {
+            Some((size, ext)) => {
+                parse_dimensions(size)?;
+                ext
+            }
+            None => rest,
+        };
         let image_type = ImageType::from_extension(ext)?;
         let id = Uuid::parse_str(stem).ok()?;
         if id.hyphenated().to_string() != stem {
@@ -233,7 +273,15 @@ mod tests {
         };
         let id = Uuid::new_v4();
         assert!(uploads.resolve(&format!("{id}.png")).is_some());
+        assert!(uploads.resolve(&format!("{id}.96x64.png")).is_some());
         for bad in [
+            format!("{id}.096x64.png"),
+            format!("{id}.0x64.png"),
+            format!("{id}.96x64x1.png"),
+            format!("{id}.96X64.png"),
+            format!("{id}.65536x1.png"),
+            format!("{id}.96x64.png.png"),
+            format!("{id}..png"),
             "../Cargo.toml".to_owned(),
             format!("{id}.html"),
             format!("{id}.png.html"),

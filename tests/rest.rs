@@ -1155,8 +1155,14 @@ async fn uploads_of_images(backend: Backend) {
         assert_eq!(att["content_type"], want_type.as_str(), "{file}: {att}");
         assert_eq!(att["size"], bytes.len(), "{file}: {att}");
         let url = att["url"].as_str().expect("url");
-        assert_eq!(url, format!("/uploads/{id}.{ext}"), "{file}: {att}");
-        let on_disk = s.dir.path().join("uploads").join(format!("{id}.{ext}"));
+        // The pixel size read from the header is kept in the name (and shown as width/height).
+        assert_eq!(url, format!("/uploads/{id}.1x1.{ext}"), "{file}: {att}");
+        assert_eq!(
+            (att["width"].as_u64(), att["height"].as_u64()),
+            (Some(1), Some(1)),
+            "{file}: {att}"
+        );
+        let on_disk = s.dir.path().join("uploads").join(format!("{id}.1x1.{ext}"));
         assert!(on_disk.is_file(), "{file}: not stored at {on_disk:?}");
 
         // Anyone can fetch it back, byte for byte, with safe headers.

@@ -14,6 +14,7 @@ mod m20261125_000002_social;
 mod m20261125_000003_messaging;
 mod m20261125_000004_attachments;
 mod m20261126_000005_client_id_bytes;
+mod m20261126_000006_last_seen;
 
 /// Every migration, in the order it must run.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_messaging::Migration),
             Box::new(m20261125_000004_attachments::Migration),
             Box::new(m20261126_000005_client_id_bytes::Migration),
+            Box::new(m20261126_000006_last_seen::Migration),
         ]
     }
 }

@@ -35,6 +35,14 @@ pub enum Event {
     Typing {
         from: UserId,
         conversation: ConversationId,
+        #[serde(default)]
+        stop: bool,
+    },
+    /// A user's name or avatar changed.
+    Profile {
+        user: UserId,
+        name: String,
+        avatar: Option<String>,
     },
     /// `user` now has (or no longer has) a connection on the origin node; `notify` when that
     /// changed whether they are online anywhere, so peers tell the user's local contacts.

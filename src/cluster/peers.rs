@@ -525,8 +525,17 @@ async fn apply(app: &Arc<App>, origin: &str, event: Event) {
             let members = local_audience(app, conversation).await.unwrap_or_default();
             app.hub.send_to_users(members, &out, None);
         }
-        Event::Typing { from, conversation } => {
-            let out = Outgoing::Frame(ServerFrame::Typing { from, conversation }.to_text().into());
+        Event::Typing {
+            from,
+            conversation,
+            stop,
+        } => {
+            let frame = ServerFrame::Typing {
+                from,
+                conversation,
+                stop,
+            };
+            let out = Outgoing::Frame(frame.to_text().into());
             let members = local_audience(app, conversation).await.unwrap_or_default();
             let others = members.into_iter().filter(|u| *u != from);
             app.hub.send_to_users(others, &out, None);
@@ -548,6 +557,17 @@ async fn apply(app: &Arc<App>, origin: &str, event: Event) {
                 }
             };
             app.notify_contact_local(a, b, added)
+        }
+        // The same for a name or avatar: the stored one is the current one.
+        Event::Profile { user, name, avatar } => {
+            let (name, avatar) = match app.store.user(user).await {
+                Ok(u) => (u.name, u.avatar),
+                Err(err) => {
+                    tracing::warn!(%err, "cluster: reading a profile; passing the notice on as sent");
+                    (name, avatar)
+                }
+            };
+            app.notify_profile_local(user, name, avatar).await
         }
         Event::Member {
             community,

@@ -104,7 +104,14 @@ pub struct RegisterRequest {
 pub struct LoginRequest {
     pub name: String,
     pub password: String,
+    /// `false` ("Keep me signed in" left unticked): the session lasts at most
+    /// [`SHORT_SESSION_SECS`]. Absent or `true`: the configured `auth.token_ttl_secs`.
+    #[serde(default)]
+    pub remember: Option<bool>,
 }
+
+/// The longest a session not kept ("Keep me signed in" unticked) lives: one working day.
+pub const SHORT_SESSION_SECS: u64 = 12 * 3600;
 
 /// A new session: the token is shown this once.
 #[derive(Debug, Serialize, ToSchema)]
@@ -139,11 +146,34 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Option::<String>::deserialize(d).map(Some)
 }
 
-/// `?q=` for searches.
+/// `?q=` for searches, or `?ids=` to look people up by id.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct SearchQuery {
     /// Part of the name, case-insensitive.
     pub q: Option<String>,
+    /// Comma-separated user ids (at most 100), instead of `q`: the accounts that exist, so a
+    /// client learns that an account was deleted (it is absent) without a 404.
+    pub ids: Option<String>,
+}
+
+/// Most ids one `?ids=` look-up takes.
+const MAX_LOOKUP_IDS: usize = 100;
+
+/// Parses `?ids=1,2,3`: 1..=[`MAX_LOOKUP_IDS`] integers.
+fn lookup_ids(ids: &str) -> Result<Vec<UserId>, ApiError> {
+    let invalid = || {
+        ApiError::Invalid(format!(
+            "ids must be 1-{MAX_LOOKUP_IDS} comma-separated user ids"
+        ))
+    };
+    let parsed = ids
+        .split(',')
+        .map(|s| s.trim().parse::<i64>().map(UserId).map_err(|_| invalid()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if parsed.is_empty() || parsed.len() > MAX_LOOKUP_IDS {
+        return Err(invalid());
+    }
+    Ok(parsed)
 }
 
 /// A display name: NFKC-normalised, 1..=`max` characters, no hidden characters (controls,
@@ -298,8 +328,11 @@ async fn login(app: Arc<App>, req: LoginRequest, peer: Option<SocketAddr>) -> Ap
     }
     let user = user.ok_or(ApiError::InvalidCredentials)?;
     let (token, hash) = new_token();
-    let ttl_ms =
-        i64::try_from(app.settings.auth.token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let ttl_secs = match req.remember {
+        Some(false) => app.settings.auth.token_ttl_secs.min(SHORT_SESSION_SECS),
+        _ => app.settings.auth.token_ttl_secs,
+    };
+    let ttl_ms = i64::try_from(ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let expires_at = now_ms().saturating_add(ttl_ms);
     app.store
         .create_session(UserId(user.id), hash, expires_at)
@@ -366,7 +399,13 @@ async fn update_me(app: Arc<App>, caller: Caller, req: ProfileUpdate) -> ApiResu
         );
     }
     let changed_password = changes.password_hash.is_some();
+    let shown_changed = changes.name.is_some() || changes.avatar.is_some();
     let user = app.store.update_user(caller.user, changes).await?;
+    if shown_changed {
+        // Contacts and group co-members see the new name or avatar now, not at their reload.
+        app.profile_changed(caller.user, user.name.clone(), user.avatar.clone())
+            .await;
+    }
     if changed_password {
         // Whoever knew the old password loses every other session.
         app.store
@@ -414,6 +453,10 @@ async fn delete_me(app: Arc<App>, caller: Caller) -> ApiResult {
     params(SearchQuery),
     responses((status = 200, body = [UserView]), (status = 422, body = crate::error::ErrorBody)))]
 async fn search(app: Arc<App>, _caller: Caller, query: SearchQuery) -> ApiResult {
+    if let Some(ids) = query.ids {
+        let users = app.store.users_by_ids(&lookup_ids(&ids)?).await?;
+        return Ok(json(StatusCode::OK, &user_views(&app, users).await));
+    }
     let q = query.q.unwrap_or_default();
     valid_query(&q, MAX_NAME_CHARS)?;
     let users = app.store.search_users(&q, SEARCH_LIMIT).await?;

@@ -1,4 +1,5 @@
-//! History (`GET /api/conversations/{conversation}/messages`, paged by seq) and read positions
+//! The caller's conversations (`GET /api/conversations`), history
+//! (`GET /api/conversations/{conversation}/messages`, paged by seq) and read positions
 //! (`GET /api/conversations/{conversation}/reads`), for participants only.
 
 use std::sync::Arc;
@@ -33,7 +34,13 @@ pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
         .and(with_app(app))
         .and(authed(app))
         .then(reads);
-    history
+    let list = warp::path!("api" / "conversations")
+        .and(warp::get())
+        .and(with_app(app))
+        .and(authed(app))
+        .then(list);
+    list.or(history)
+        .unify()
         .or(reads)
         .unify()
         .map(|r: ApiResult| warp::Reply::into_response(r))
@@ -45,6 +52,39 @@ pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
 pub struct ReadPosition {
     pub user: i64,
     pub seq: i64,
+}
+
+/// One conversation of the caller's, with how far it goes and how far they read it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationSummary {
+    /// `p:{low}:{high}`, `g:{community}` or `s:{user}`.
+    pub conversation: String,
+    /// The latest message's seq (0: none yet).
+    pub last_seq: i64,
+    /// The caller's read cursor.
+    pub read_seq: i64,
+}
+
+#[utoipa::path(get, path = "/api/conversations", tag = "messages", security(("bearer" = [])),
+    responses((status = 200,
+        description = "Every conversation the caller takes part in: private ones (with friends or not), their groups and their system inbox; a page lists them all, requests from strangers included, without a request per contact",
+        body = [ConversationSummary])))]
+async fn list(app: Arc<App>, caller: Caller) -> ApiResult {
+    let communities = app.store.community_ids_of(caller.user).await?;
+    let reads = app.store.read_cursors(caller.user).await?;
+    let mut out: Vec<ConversationSummary> = app
+        .store
+        .conversations_of(caller.user, &communities)
+        .await?
+        .into_iter()
+        .map(|(conversation, last)| ConversationSummary {
+            conversation: conversation.to_string(),
+            last_seq: last.0,
+            read_seq: reads.get(&conversation).map_or(0, |s| s.0),
+        })
+        .collect();
+    out.sort_by(|a, b| a.conversation.cmp(&b.conversation));
+    Ok(json(StatusCode::OK, &out))
 }
 
 /// The conversation, if `caller` takes part in it.

@@ -12,7 +12,9 @@ use warp::path::{FullPath, Tail};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{accounts, attachments, communities, contacts, conversations, ops, system, views};
+use super::{
+    accounts, attachments, communities, contacts, conversations, ops, sessions, system, views,
+};
 use crate::error::{ErrorBody, ErrorDetail};
 
 /// Where the document is served.
@@ -43,6 +45,9 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
         communities::join,
         communities::leave,
         communities::members,
+        conversations::list,
+        sessions::list,
+        sessions::revoke,
         conversations::history,
         conversations::reads,
         system::send,
@@ -65,6 +70,8 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
         contacts::AddContact,
         communities::CreateCommunity,
         conversations::ReadPosition,
+        conversations::ConversationSummary,
+        sessions::SessionView,
         system::SystemMessage,
         system::SystemMessageStored,
         ops::Health,

@@ -14,6 +14,7 @@ pub mod docs;
 pub mod listen;
 pub mod ops;
 mod page;
+mod sessions;
 mod system;
 mod views;
 
@@ -53,6 +54,8 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .or(conversations::routes(&app))
         .unify()
         .or(system::routes(&app))
+        .unify()
+        .or(sessions::routes(&app))
         .unify()
         .or(crate::ws::routes(&app))
         .unify()

@@ -20,6 +20,8 @@ pub struct UserView {
     pub online: bool,
     /// Epoch milliseconds.
     pub created_at: i64,
+    /// When they were last online (epoch ms); `null` if never recorded. Shown while offline.
+    pub last_seen: Option<i64>,
 }
 
 impl UserView {
@@ -42,6 +44,7 @@ impl UserView {
             avatar: user.avatar,
             online,
             created_at: user.created_at,
+            last_seen: user.last_seen,
         }
     }
 }
@@ -82,15 +85,25 @@ pub struct AttachmentView {
     pub url: String,
     pub content_type: String,
     pub size: i64,
+    /// Pixels, when the image's header tells; also in the URL (`<uuid>.<w>x<h>.<ext>`).
+    pub width: Option<u32>,
+    pub height: Option<u32>,
 }
 
 impl From<Attachment> for AttachmentView {
     fn from(a: Attachment) -> Self {
+        let size = a
+            .file_name
+            .split('.')
+            .nth(1)
+            .and_then(crate::upload::parse_dimensions);
         Self {
             id: a.id,
             url: format!("/uploads/{}", a.file_name),
             content_type: a.content_type,
             size: a.size,
+            width: size.map(|(w, _)| w),
+            height: size.map(|(_, h)| h),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Log-in sessions, found by the SHA-256 of their token. Every request asks the database, so a
 //! revocation on one node holds on every node sharing it at once.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use super::entity::session;
 use super::{now_ms, Store, StoreError};
@@ -39,6 +39,36 @@ impl Store {
             .one(self.conn())
             .await?
             .map(|s| (UserId(s.user_id), s.expires_at)))
+    }
+
+    /// `user`'s live sessions, newest first.
+    pub async fn sessions_of(&self, user: UserId) -> Result<Vec<session::Model>, StoreError> {
+        Ok(session::Entity::find()
+            .filter(session::Column::UserId.eq(user.0))
+            .filter(session::Column::ExpiresAt.gt(now_ms()))
+            .order_by_desc(session::Column::CreatedAt)
+            .order_by_desc(session::Column::Id)
+            .all(self.conn())
+            .await?)
+    }
+
+    /// Revokes `user`'s session `id`; its token hash, or `None` when `user` has no such session.
+    pub async fn revoke_session(
+        &self,
+        user: UserId,
+        id: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(found) = session::Entity::find_by_id(id)
+            .filter(session::Column::UserId.eq(user.0))
+            .one(self.conn())
+            .await?
+        else {
+            return Ok(None);
+        };
+        session::Entity::delete_by_id(found.id)
+            .exec(self.conn())
+            .await?;
+        Ok(Some(found.token_hash))
     }
 
     /// Revokes one token.

@@ -101,6 +101,11 @@ impl Store {
             .await?)
     }
 
+    /// The accounts among `ids` that exist (deleted ones are absent), by name.
+    pub async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+        self.users_by_name(ids).await
+    }
+
     /// Users by ids, by name; unknown ids are skipped.
     pub(super) async fn users_by_name(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
         if ids.is_empty() {
@@ -158,6 +163,16 @@ impl Store {
                 e.into()
             }
         })
+    }
+
+    /// Records that `user` was online until `at` (their last connection closed).
+    pub async fn set_last_seen(&self, user: UserId, at: i64) -> Result<(), StoreError> {
+        user::Entity::update_many()
+            .col_expr(user::Column::LastSeen, sea_orm::sea_query::Expr::value(at))
+            .filter(user::Column::Id.eq(user.0))
+            .exec(self.conn())
+            .await?;
+        Ok(())
     }
 
     /// Deletes a user with their sessions, contacts (both directions) and memberships, in one

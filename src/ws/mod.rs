@@ -130,6 +130,13 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
             notify: !still_online,
         });
         if !still_online {
+            // Kept for "last seen" on pages (not on shutdown: the user may just move node).
+            if !app.stopping.is_cancelled() {
+                let now = crate::store::now_ms();
+                if let Err(err) = app.store.set_last_seen(user, now).await {
+                    tracing::warn!(%err, "cannot record last seen");
+                }
+            }
             app.announce_presence_local(user, false).await;
         }
     }

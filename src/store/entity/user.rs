@@ -14,6 +14,8 @@ pub struct Model {
     pub phone: Option<String>,
     pub avatar: Option<String>,
     pub created_at: i64,
+    /// When the user was last online (their last connection anywhere closed), epoch ms.
+    pub last_seen: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
