@@ -2,13 +2,29 @@
 
 const TOKEN_KEY = 'chorus.token';
 
-export function getToken() {
-  return sessionStorage.getItem(TOKEN_KEY);
+// "Keep me signed in" keeps the token in localStorage (every tab, across restarts); without
+// it the token lives in this tab's sessionStorage only (and the server ends it within 12 h).
+function stores() {
+  const out = [];
+  try { out.push(sessionStorage); } catch { /* storage may be disabled */ }
+  try { out.push(localStorage); } catch { /* storage may be disabled */ }
+  return out;
 }
 
-export function setToken(token) {
-  if (token) sessionStorage.setItem(TOKEN_KEY, token);
-  else sessionStorage.removeItem(TOKEN_KEY);
+export function getToken() {
+  for (const store of stores()) {
+    const token = store.getItem(TOKEN_KEY);
+    if (token) return token;
+  }
+  return null;
+}
+
+export function setToken(token, keep = false) {
+  for (const store of stores()) store.removeItem(TOKEN_KEY);
+  if (!token) return;
+  try {
+    (keep ? localStorage : sessionStorage).setItem(TOKEN_KEY, token);
+  } catch { /* the session lasts as long as this page */ }
 }
 
 /** An error answer of the API: `code` is the stable snake_case code, `status` the HTTP status. */

@@ -6,11 +6,17 @@ import { ChatSocket } from './socket.js';
 import { el, $, avatar, isUploadUrl, fmtTime, fmtDay, dayKey, fmtShort } from './dom.js';
 
 const PAGE = 50;
+/** The server's `chat.max_content_bytes` (UTF-8 bytes, not characters). */
+const MAX_BYTES = 8192;
+const utf8 = new TextEncoder();
 const TYPING_SEND_MS = 2000;
 const TYPING_SHOW_MS = 4000;
 const EMOJI = ['😀', '😂', '🥲', '😊', '😍', '😘', '😎', '🤔', '😴', '😭', '😡', '🥳', '👍', '👎', '👏', '🙏',
   '💪', '👋', '🤝', '❤️', '💔', '🔥', '✨', '🎉', '☕', '🍕', '🍺', '🌞', '🌧️', '⚽', '🎵', '✅', '❌', '👀', '💯', '🚀'];
 const narrow = window.matchMedia('(max-width: 760px)');
+// On touch screens Enter makes a new line (the button sends) and opening a chat does not pop
+// the keyboard up.
+const touch = window.matchMedia('(pointer: coarse)');
 
 // ---------------------------------------------------------------------------------------------
 // State
@@ -23,8 +29,11 @@ const S = {
   convs: new Map(), // conversation id -> Conv
   pending: new Map(), // client id -> pending message
   active: null, // conversation id on screen
-  tab: 'friends',
+  tab: 'chats',
   everConnected: false,
+  connected: false, // the socket is open: presence dots are only shown as live while it is
+  focused: document.hasFocus(), // the window has focus: only then is what shows "seen"
+  pinned: true, // the open chat is scrolled to the bottom and stays there as content grows
 };
 
 const socket = new ChatSocket(getToken, {
@@ -87,26 +96,41 @@ function lastMessage(c) {
 
 function userName(id) {
   if (id === S.me?.id) return S.me.name;
+  if (!id) return SYSTEM_NAME;
   const u = S.contacts.get(id) || S.users.get(id);
   if (u) return u.name;
   fetchUser(id);
-  return `User ${id}`;
+  return '…';
 }
 
+// Names of people we do not hold yet are looked up in batches; an account that no longer
+// exists is absent from the answer and shows as "Deleted account" (no 404 per name).
 const fetching = new Set();
-async function fetchUser(id) {
-  if (fetching.has(id)) return;
+let lookupQueue = [];
+function fetchUser(id) {
+  if (fetching.has(id) || !Number.isInteger(id)) return;
   fetching.add(id);
+  lookupQueue.push(id);
+  if (lookupQueue.length === 1) queueMicrotask(lookupUsers);
+}
+
+async function lookupUsers() {
+  const ids = lookupQueue.splice(0, 100);
+  if (lookupQueue.length) queueMicrotask(lookupUsers);
   try {
-    const u = await api('GET', `/api/users/${id}`);
-    S.users.set(u.id, u);
+    const found = await api('GET', `/api/users?ids=${ids.join(',')}`);
+    const known = new Set();
+    for (const u of found) { S.users.set(u.id, u); known.add(u.id); }
+    for (const id of ids) if (!known.has(id)) S.users.set(id, { id, name: DELETED_NAME, deleted: true });
     renderActive();
     renderLists();
-  } catch { /* a deleted user keeps its placeholder name */ }
+  } catch {
+    for (const id of ids) fetching.delete(id); // asked again on the next render
+  }
 }
 
 function isViewing(c) {
-  return S.active === c.id && document.visibilityState === 'visible'
+  return S.active === c.id && document.visibilityState === 'visible' && S.focused
     && (!narrow.matches || document.body.classList.contains('chat-open'));
 }
 
@@ -133,11 +157,26 @@ async function startSession() {
   loadPreviews();
 }
 
-/** The last message of each conversation in the lists, for its preview line and order. */
+/**
+ * Every conversation of ours (strangers' requests and the system inbox too), with the last
+ * message of each for its preview line and its place in the list.
+ */
 async function loadPreviews() {
-  const ids = [...S.contacts.keys()].map((u) => privateConv(S.me.id, u))
-    .concat([...S.groups.keys()].map((g) => `g:${g}`)).slice(0, 100);
-  await Promise.all(ids.map(async (id) => {
+  let ids;
+  try {
+    const list = await api('GET', '/api/conversations');
+    ids = [];
+    for (const x of list) {
+      const c = conv(x.conversation);
+      c.myRead = Math.max(c.myRead, x.read_seq);
+      c.sentRead = Math.max(c.sentRead, x.read_seq);
+      if (x.last_seq > 0) ids.push(x.conversation);
+    }
+  } catch {
+    ids = [...S.contacts.keys()].map((u) => privateConv(S.me.id, u))
+      .concat([...S.groups.keys()].map((g) => `g:${g}`), [`s:${S.me.id}`]);
+  }
+  await Promise.all(ids.slice(0, 200).map(async (id) => {
     if (S.convs.get(id)?.historyLoaded) return;
     try {
       const page = await api('GET', `/api/conversations/${id}/messages?limit=1`);
@@ -175,6 +214,7 @@ function endSession(message) {
   $('user-results').hidden = true;
   $('group-results').hidden = true;
   showAuthTab('login');
+  showSideTab('chats');
   if (message) $('login-error').textContent = message;
   $('login-name').focus();
 }
@@ -211,9 +251,9 @@ function wireTabs(tabs, select) {
   });
 }
 
-async function login(name, password) {
-  const session = await api('POST', '/api/sessions', { name, password });
-  setToken(session.token);
+async function login(name, password, keep) {
+  const session = await api('POST', '/api/sessions', { name, password, remember: keep });
+  setToken(session.token, keep);
   await startSession();
 }
 
@@ -231,7 +271,7 @@ $('login-form').addEventListener('submit', async (e) => {
   error.textContent = '';
   busy(form, true);
   try {
-    await login(name, password);
+    await login(name, password, $('login-remember').checked);
     form.reset();
   } catch (err) {
     error.textContent = err.code === 'invalid_credentials' ? 'Wrong user name or password.' : err.message;
@@ -255,7 +295,7 @@ $('register-form').addEventListener('submit', async (e) => {
     const body = { name, password };
     if (email) body.email = email;
     await api('POST', '/api/users', body);
-    await login(name, password);
+    await login(name, password, $('reg-remember').checked);
     form.reset();
   } catch (err) {
     error.textContent = err.code === 'name_taken' ? 'That user name is taken. Try another.' : err.message;
@@ -337,34 +377,69 @@ function renderLists() {
   const friends = [...S.contacts.values()].map((u) => ({ u, c: conv(privateConv(S.me.id, u.id)) }));
   friends.sort((a, b) => activity(b.c) - activity(a.c) || a.u.name.localeCompare(b.u.name));
   let friendUnread = 0;
+  const all = []; // every conversation, for the one sorted list
   $('friend-list').replaceChildren(...friends.map(({ u, c }) => {
     friendUnread += unreadCount(c);
-    return convItem(c, u.name, avatar(u.name, u.avatar), { presence: u.online ? 'online' : 'offline' });
+    const make = () => convItem(c, u.name, avatar(u.name, u.avatar), { presence: isOnline(u) ? 'online' : 'offline' });
+    all.push({ c, make });
+    return make();
   }));
-  // Conversations with people who are not (or no longer) friends stay reachable.
+  // Conversations with people who are not (or no longer) friends: "Requests", never back
+  // among the friends (removing a friend is for good until one of you adds the other again).
   const strangers = [...S.convs.values()].filter((c) => c.kind === 'private' && !S.contacts.has(c.peer)
     && (c.msgs.size > 0 || S.active === c.id));
   strangers.sort((a, b) => activity(b) - activity(a));
-  for (const c of strangers) {
+  $('request-list').replaceChildren(...strangers.map((c) => {
     friendUnread += unreadCount(c);
-    const u = S.users.get(c.peer);
-    $('friend-list').append(convItem(c, u?.name || userName(c.peer), avatar(u?.name || '?', u?.avatar)));
+    const name = userName(c.peer);
+    const make = () => convItem(c, name, avatar(name, S.users.get(c.peer)?.avatar));
+    all.push({ c, make });
+    return make();
+  }));
+  $('requests-title').hidden = strangers.length === 0;
+  // Notices from the operators: a conversation of their own, read like any other.
+  const notices = conv(`s:${S.me.id}`);
+  if (notices.msgs.size > 0) {
+    friendUnread += unreadCount(notices);
+    const make = () => convItem(notices, SYSTEM_NAME, systemAvatar());
+    all.push({ c: notices, make });
+    $('friend-list').prepend(make());
   }
-  $('friends-empty').hidden = friends.length + strangers.length > 0;
+  $('friends-empty').hidden = friends.length + strangers.length > 0 || notices.msgs.size > 0;
 
   const groups = [...S.groups.values()].map((g) => ({ g, c: conv(`g:${g.id}`) }));
   groups.sort((a, b) => activity(b.c) - activity(a.c) || a.g.name.localeCompare(b.g.name));
   let groupUnread = 0;
   $('group-list').replaceChildren(...groups.map(({ g, c }) => {
     groupUnread += unreadCount(c);
-    return convItem(c, g.name, avatar(g.name, g.icon, { square: true }));
+    const make = () => convItem(c, g.name, avatar(g.name, g.icon, { square: true }));
+    all.push({ c, make });
+    return make();
   }));
   $('groups-empty').hidden = groups.length > 0;
+
+  // One list of everything, latest activity first.
+  all.sort((a, b) => activity(b.c) - activity(a.c));
+  $('chat-list').replaceChildren(...all.map(({ make }) => make()));
+  $('chats-empty').hidden = all.length > 0;
 
   setBadge($('friends-badge'), friendUnread);
   setBadge($('groups-badge'), groupUnread);
   const total = friendUnread + groupUnread;
+  setBadge($('chats-badge'), total);
   document.title = total ? `(${total}) Chorus` : 'Chorus';
+}
+
+/** Whether to show a user as online: only what a live socket told us counts. */
+function isOnline(u) {
+  return !!(S.connected && u?.online);
+}
+
+const SYSTEM_NAME = 'Chorus notices';
+const DELETED_NAME = 'Deleted account';
+
+function systemAvatar() {
+  return el('span', { class: 'avatar system', 'aria-hidden': 'true' }, el('img', { src: '/favicon.svg', alt: '' }));
 }
 
 function setBadge(node, n) {
@@ -373,17 +448,20 @@ function setBadge(node, n) {
   node.setAttribute('aria-label', `${n} unread`);
 }
 
+const SIDE_TABS = ['chats', 'friends', 'groups'];
+
 function showSideTab(which) {
   S.tab = which;
-  const friends = which === 'friends';
-  $('tab-friends').setAttribute('aria-selected', String(friends));
-  $('tab-groups').setAttribute('aria-selected', String(!friends));
-  $('tab-friends').tabIndex = friends ? 0 : -1;
-  $('tab-groups').tabIndex = friends ? -1 : 0;
-  $('panel-friends').hidden = !friends;
-  $('panel-groups').hidden = friends;
+  for (const tab of SIDE_TABS) {
+    const on = tab === which;
+    $(`tab-${tab}`).setAttribute('aria-selected', String(on));
+    $(`tab-${tab}`).tabIndex = on ? 0 : -1;
+    $(`panel-${tab}`).hidden = !on;
+  }
 }
-wireTabs([$('tab-friends'), $('tab-groups')], (i) => showSideTab(i === 0 ? 'friends' : 'groups'));
+wireTabs(SIDE_TABS.map((tab) => $(`tab-${tab}`)), (i) => showSideTab(SIDE_TABS[i]));
+$('chats-find-people').addEventListener('click', () => { showSideTab('friends'); $('user-search').focus(); });
+$('chats-find-groups').addEventListener('click', () => { showSideTab('groups'); $('group-search').focus(); });
 
 $('user-search-form').addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -394,7 +472,7 @@ $('user-search-form').addEventListener('submit', async (e) => {
     const users = await api('GET', `/api/users?q=${encodeURIComponent(q)}`);
     out.replaceChildren(...(users.length ? users.map(userResult) : [el('li', { class: 'empty', text: 'Nobody found.' })]));
   } catch (err) {
-    out.replaceChildren(el('li', { class: 'empty', text: err.message }));
+    out.replaceChildren(el('li', { class: 'empty error', text: err.message }));
   }
   out.hidden = false;
 });
@@ -403,9 +481,29 @@ function userResult(u) {
   let action;
   if (u.id === S.me.id) action = el('span', { class: 'tag', text: 'You' });
   else if (S.contacts.has(u.id)) {
-    action = el('button', { type: 'button', class: 'btn small', text: 'Message', onclick: () => openConv(privateConv(S.me.id, u.id)) });
-  } else {
     action = el('button', {
+      type: 'button',
+      class: 'btn small',
+      text: 'Message',
+      onclick: () => {
+        $('user-results').hidden = true;
+        $('user-search').value = '';
+        openConv(privateConv(S.me.id, u.id));
+      },
+    });
+  } else {
+    action = el('span', { class: 'result-actions' }, el('button', {
+      type: 'button',
+      class: 'btn small',
+      text: 'Message',
+      'aria-label': `Message ${u.name}`,
+      onclick: () => {
+        S.users.set(u.id, u);
+        $('user-results').hidden = true;
+        $('user-search').value = '';
+        openConv(privateConv(S.me.id, u.id));
+      },
+    }), el('button', {
       type: 'button',
       class: 'btn small primary',
       text: 'Add friend',
@@ -425,7 +523,7 @@ function userResult(u) {
           else toast(err.message);
         }
       },
-    });
+    }));
   }
   return el('li', { class: 'result' }, avatar(u.name, u.avatar, { size: 'small' }),
     el('span', { class: 'result-name', text: u.name }), action);
@@ -440,7 +538,7 @@ $('group-search-form').addEventListener('submit', async (e) => {
     const groups = await api('GET', `/api/communities/search?q=${encodeURIComponent(q)}`);
     out.replaceChildren(...(groups.length ? groups.map(groupResult) : [el('li', { class: 'empty', text: 'No group found.' })]));
   } catch (err) {
-    out.replaceChildren(el('li', { class: 'empty', text: err.message }));
+    out.replaceChildren(el('li', { class: 'empty error', text: err.message }));
   }
   out.hidden = false;
 });
@@ -448,7 +546,16 @@ $('group-search-form').addEventListener('submit', async (e) => {
 function groupResult(g) {
   const joined = S.groups.has(g.id);
   const action = joined
-    ? el('button', { type: 'button', class: 'btn small', text: 'Open', onclick: () => openConv(`g:${g.id}`) })
+    ? el('button', {
+      type: 'button',
+      class: 'btn small',
+      text: 'Open',
+      onclick: () => {
+        $('group-results').hidden = true;
+        $('group-search').value = '';
+        openConv(`g:${g.id}`);
+      },
+    })
     : el('button', {
       type: 'button',
       class: 'btn small primary',
@@ -479,24 +586,34 @@ function groupResult(g) {
 // ---------------------------------------------------------------------------------------------
 // The chat window
 
-function openConv(id) {
+function openConv(id, { fromHistory = false } = {}) {
   const c = conv(id);
+  // Back (a phone's back gesture too) returns to the list instead of leaving the app.
+  if (!fromHistory) {
+    if (history.state?.chat) history.replaceState({ chat: id }, '');
+    else history.pushState({ chat: id }, '');
+  }
   if (S.active && S.active !== id) {
     const prev = S.convs.get(S.active);
     if (prev) prev.draft = $('composer-text').value;
   }
   S.active = id;
-  showSideTab(c.kind === 'group' ? 'groups' : 'friends');
+  // The one list shows every conversation; from a friends or groups view, go to the right one.
+  if (S.tab !== 'chats') showSideTab(c.kind === 'group' ? 'groups' : 'friends');
   document.body.classList.add('chat-open');
   $('chat-placeholder').hidden = true;
   $('chat-pane').hidden = false;
   $('msg-list').replaceChildren();
   $('composer-text').value = c.draft || '';
+  updateByteCount();
   closeEmoji();
   renderActiveHead();
-  renderMessages({ toBottom: true });
+  c.divider = c.historyLoaded ? firstUnread(c) : 0;
+  renderMessages();
+  positionAtOpen(c);
   renderLists();
-  $('composer-text').focus();
+  if (!touch.matches) $('composer-text').focus();
+  if (c.kind === 'group') loadMembers(c);
   if (!c.historyLoaded) loadLatest(c);
   else markRead(c);
 }
@@ -509,11 +626,23 @@ function closeChat() {
   renderLists();
 }
 
-$('back-btn').addEventListener('click', () => {
+function showList() {
   document.body.classList.remove('chat-open');
   const id = S.active;
   renderLists();
   document.querySelector(`.conv-item[data-conv="${id}"]`)?.focus();
+}
+
+$('back-btn').addEventListener('click', () => {
+  if (history.state?.chat) history.back(); // popstate shows the list
+  else showList();
+});
+
+window.addEventListener('popstate', (e) => {
+  if (!S.me) return;
+  const id = e.state?.chat;
+  if (id && S.convs.has(id)) openConv(id, { fromHistory: true });
+  else showList();
 });
 
 async function loadLatest(c) {
@@ -532,8 +661,20 @@ async function loadLatest(c) {
         c.readBy.set(r.user, Math.max(c.readBy.get(r.user) || 0, r.seq));
       }
     }
+    // The chat opens at the first unread message: fetch back to it (a few pages at most).
+    for (let pages = 0; pages < 20; pages += 1) {
+      const first = minSeq(c);
+      if (!(first > c.myRead + 1) || !Number.isFinite(first)) break;
+      const older = await api('GET', `/api/conversations/${c.id}/messages?before=${first}&limit=${PAGE}`);
+      if (!older.length) break;
+      for (const m of older) addMessage(m, false);
+    }
     c.historyLoaded = true;
-    if (S.active === c.id) renderMessages({ toBottom: true });
+    if (S.active === c.id) {
+      c.divider = firstUnread(c);
+      renderMessages();
+      positionAtOpen(c);
+    }
     renderLists();
     markRead(c);
   } catch (err) {
@@ -543,7 +684,7 @@ async function loadLatest(c) {
 
 async function loadOlder(c) {
   const first = minSeq(c);
-  if (c.loadingOlder || !c.historyLoaded || !(first > 1)) return;
+  if (c.loadingOlder || !c.historyLoaded || !(first > 1) || !Number.isFinite(first)) return;
   c.loadingOlder = true;
   const box = $('messages');
   const fromBottom = box.scrollHeight - box.scrollTop;
@@ -561,24 +702,98 @@ async function loadOlder(c) {
   }
 }
 
+/** The first message from someone else after my read cursor: where a chat opens. */
+function firstUnread(c) {
+  let first = 0;
+  for (const m of c.msgs.values()) {
+    if (m.seq > c.myRead && m.from !== S.me.id && (!first || m.seq < first)) first = m.seq;
+  }
+  return first;
+}
+
+/** Messages from others after my read cursor, for the "↓ N new" button. */
+function newBelow(c) {
+  let n = 0;
+  for (const m of c.msgs.values()) if (m.seq > c.myRead && m.from !== S.me.id) n += 1;
+  return n;
+}
+
+/** Opens at the "New messages" divider when there is one, else at the bottom. */
+function positionAtOpen(c) {
+  const box = $('messages');
+  const divider = c.divider && $('msg-list').querySelector('li.unread-divider');
+  if (divider) {
+    box.scrollTop = Math.max(0, divider.offsetTop - box.offsetTop - 8);
+  } else box.scrollTop = box.scrollHeight;
+  S.pinned = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  updateNewButton(c);
+}
+
+function updateNewButton(c) {
+  const box = $('messages');
+  const away = box.scrollHeight - box.scrollTop - box.clientHeight > 80;
+  const n = newBelow(c);
+  const btn = $('new-btn');
+  btn.hidden = !away;
+  btn.textContent = n ? `↓ ${n} new` : '↓';
+  btn.setAttribute('aria-label', n ? `Scroll to the newest message (${n} new)` : 'Scroll to the newest message');
+}
+
+let scrollTick = null;
 $('messages').addEventListener('scroll', () => {
   const c = S.active && S.convs.get(S.active);
-  if (c && $('messages').scrollTop < 60) loadOlder(c);
+  const box = $('messages');
+  S.pinned = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  if (c && box.scrollTop < 60) loadOlder(c);
+  if (c && !scrollTick) {
+    scrollTick = requestAnimationFrame(() => { scrollTick = null; markRead(c); updateNewButton(c); });
+  }
 });
+// Images and other late content grow the list: a view at the bottom stays at the bottom.
+const pin = new ResizeObserver(() => {
+  if (S.pinned) $('messages').scrollTop = $('messages').scrollHeight;
+});
+pin.observe($('msg-list'));
+pin.observe($('messages')); // the view itself shrinks when the banner or a long draft appears
+$('new-btn').addEventListener('click', () => {
+  const c = S.active && S.convs.get(S.active);
+  $('messages').scrollTop = $('messages').scrollHeight;
+  S.pinned = true;
+  if (c) { markRead(c); updateNewButton(c); }
+});
+window.addEventListener('focus', () => {
+  S.focused = true;
+  const c = S.active && S.convs.get(S.active);
+  if (c) markRead(c);
+});
+window.addEventListener('blur', () => { S.focused = false; });
 $('older-btn').addEventListener('click', () => {
   const c = S.active && S.convs.get(S.active);
   if (c) loadOlder(c);
 });
 
-function markRead(c) {
-  if (!isViewing(c) || !c.maxSeq) return;
-  const changed = c.myRead < c.maxSeq;
-  c.myRead = Math.max(c.myRead, c.maxSeq);
-  c.unseen.clear();
-  if (c.sentRead < c.maxSeq && socket.send({ type: 'read', conversation: c.id, seq: c.maxSeq })) {
-    c.sentRead = c.maxSeq;
+/** The newest message that is on screen now (its first lines at least), or 0. */
+function lastVisibleSeq() {
+  const bottom = $('messages').getBoundingClientRect().bottom;
+  const nodes = $('msg-list').querySelectorAll('li.msg[data-seq]');
+  for (let i = nodes.length - 1; i >= 0; i -= 1) {
+    const r = nodes[i].getBoundingClientRect();
+    if (r.top + Math.min(r.height, 24) <= bottom + 1) return Number(nodes[i].dataset.seq);
   }
-  if (changed) renderLists();
+  return 0;
+}
+
+/** Marks read what is on screen in a focused, visible window; nothing more. */
+function markRead(c) {
+  // Until the history and cursors are loaded nothing is known to be on screen.
+  if (!isViewing(c) || !c.maxSeq || !c.historyLoaded) return;
+  const seq = Math.min(lastVisibleSeq(), c.maxSeq);
+  if (seq <= c.myRead) return;
+  c.myRead = seq;
+  for (const s of c.unseen) if (s <= seq) c.unseen.delete(s);
+  if (c.sentRead < seq && socket.send({ type: 'read', conversation: c.id, seq })) c.sentRead = seq;
+  updateNewButton(c);
+  renderLists();
 }
 
 function renderActiveHead() {
@@ -592,15 +807,21 @@ function renderActiveHead() {
     const g = S.groups.get(c.peer);
     title = g?.name || `Group ${c.peer}`;
     av = avatar(title, g?.icon, { square: true });
+    const online = c.members ? c.members.filter((id) => id === S.me.id || isOnline(S.users.get(id))).length : null;
     sub = typers.length
       ? `${typers.map(userName).join(', ')} ${typers.length > 1 ? 'are' : 'is'} typing…`
-      : g ? `${g.member_count} member${g.member_count === 1 ? '' : 's'}${g.description ? ` · ${g.description}` : ''}` : '';
+      : g ? `${g.member_count} member${g.member_count === 1 ? '' : 's'}${online !== null && S.connected ? `, ${online} online` : ''}${g.description ? ` · ${g.description}` : ''}` : '';
+  } else if (c.kind === 'system') {
+    title = SYSTEM_NAME;
+    av = systemAvatar();
+    sub = 'Messages from the operators of this server';
   } else {
     const u = S.contacts.get(c.peer) || S.users.get(c.peer);
-    title = u?.name || userName(c.peer);
+    title = userName(c.peer);
     av = el('span', { class: 'avatar-wrap' }, avatar(title, u?.avatar),
-      el('span', { class: `dot ${u?.online ? 'online' : 'offline'}`, 'aria-hidden': 'true' }));
-    sub = typers.length ? 'typing…' : u?.online ? 'Online' : 'Offline';
+      el('span', { class: `dot ${isOnline(u) ? 'online' : 'offline'}`, 'aria-hidden': 'true' }));
+    sub = u?.deleted ? 'This account was deleted' : typers.length ? 'typing…' : !S.connected ? 'Connecting…'
+      : u?.online ? 'Online' : !S.contacts.has(c.peer) ? 'Not in your friends' : lastSeen(u);
   }
   $('chat-title').textContent = title;
   $('chat-sub').textContent = sub;
@@ -608,7 +829,31 @@ function renderActiveHead() {
   $('chat-avatar').replaceChildren(av);
   $('members-btn').hidden = c.kind !== 'group';
   $('unfriend-btn').hidden = c.kind !== 'private' || !S.contacts.has(c.peer);
-  $('composer').hidden = c.kind === 'system';
+  const deleted = c.kind === 'private' && S.users.get(c.peer)?.deleted;
+  $('addfriend-btn').hidden = c.kind !== 'private' || S.contacts.has(c.peer) || !!deleted;
+  $('composer').hidden = c.kind === 'system' || !!deleted;
+}
+
+/** "last seen …" for someone offline, from the server's record (or the presence frame). */
+function lastSeen(u) {
+  if (!u?.last_seen) return 'Offline';
+  const ago = Date.now() - u.last_seen;
+  if (ago < 60000) return 'last seen just now';
+  if (ago < 3600000) return `last seen ${Math.floor(ago / 60000)} min ago`;
+  if (dayKey(u.last_seen) === dayKey(Date.now())) return `last seen today at ${fmtTime(u.last_seen)}`;
+  return `last seen ${new Date(u.last_seen).toLocaleDateString([], { day: 'numeric', month: 'short' })} at ${fmtTime(u.last_seen)}`;
+}
+
+/** Who is in an open group and online: for the count in its header. */
+async function loadMembers(c) {
+  try {
+    const members = await api('GET', `/api/communities/${c.peer}/members`);
+    for (const u of members) if (u.id !== S.me.id) S.users.set(u.id, { ...S.users.get(u.id), ...u });
+    c.members = members.map((u) => u.id);
+    const g = S.groups.get(c.peer);
+    if (g) g.member_count = members.length;
+    if (S.active === c.id) renderActiveHead();
+  } catch { /* the count stays without "online" */ }
 }
 
 function renderActive() {
@@ -638,6 +883,9 @@ function renderMessages({ toBottom = false } = {}) {
     if (!prev || dayKey(prev.ts) !== day) {
       out.push(el('li', { class: 'day' }, el('span', { text: fmtDay(m.ts) })));
     }
+    if (c.divider && m.seq === c.divider && !m.pending) {
+      out.push(el('li', { class: 'unread-divider', role: 'separator' }, el('span', { text: 'New messages' })));
+    }
     const node = messageNode(c, m, sameRun(prev, m), !sameRun(m, items[i + 1]));
     out.push(node);
     if (m.from === S.me.id && !m.pending) lastMine = m;
@@ -655,6 +903,8 @@ function renderMessages({ toBottom = false } = {}) {
   $('older-btn').hidden = !(c.historyLoaded && first > 1 && Number.isFinite(first));
   $('history-start').hidden = !(c.historyLoaded && (first === 1 || items.length === 0));
   if (toBottom || nearBottom) box.scrollTop = box.scrollHeight;
+  if (toBottom) S.pinned = true;
+  updateNewButton(c);
 }
 
 function receiptText(c, m) {
@@ -680,7 +930,14 @@ function messageNode(c, m, grouped, tail) {
           class: 'thumb',
           'aria-label': 'Open image full size',
           onclick: () => openImage(m.content),
-        }, el('img', { src: m.content, alt: `Image from ${userName(m.from)}`, loading: 'lazy', decoding: 'async' })));
+        }, el('img', {
+          src: m.content,
+          alt: `Image from ${userName(m.from)}`,
+          loading: 'lazy',
+          decoding: 'async',
+          // The server names uploads with their size: the box is reserved before the image loads.
+          ...thumbSize(m.content),
+        })));
       } else {
         bubble.append(el('p', { class: 'text muted', text: '[image unavailable]' }));
       }
@@ -691,7 +948,7 @@ function messageNode(c, m, grouped, tail) {
       const onlyEmoji = /^(\p{Extended_Pictographic}|\p{Emoji_Component}|\uFE0F|\u200D|\s){1,12}$/u.test(m.content)
         && /\p{Extended_Pictographic}/u.test(m.content) && [...m.content.trim()].length <= 6;
       if (onlyEmoji) bubble.classList.add('emoji-only');
-      bubble.append(el('p', { class: 'text', text: m.content }));
+      bubble.append(el('p', { class: 'text' }, ...linkify(m.content)));
     } else if (isUploadUrl(m.content)) {
       bubble.append(el('a', { href: m.content, target: '_blank', rel: 'noopener', text: `📎 ${m.media} attachment` }));
     } else {
@@ -701,6 +958,10 @@ function messageNode(c, m, grouped, tail) {
       el('time', { datetime: new Date(m.ts).toISOString(), title: new Date(m.ts).toLocaleString(), text: fmtTime(m.ts) }),
       el('span', { class: 'status' }),
       mine ? el('span', { class: 'receipt' }) : null);
+    // A tap shows the time of a bubble inside a run (only the last one always shows it).
+    bubble.addEventListener('click', (e) => {
+      if (!e.target.closest('a, button')) node.classList.toggle('show-time');
+    });
     node = el('li', {
       class: `msg ${mine ? 'mine' : 'theirs'}`,
       dataset: m.pending ? { client: m.clientId } : { seq: String(m.seq) },
@@ -728,12 +989,59 @@ function messageNode(c, m, grouped, tail) {
   }
   const status = node.querySelector('.status');
   if (m.failed) {
-    status.replaceChildren(`Not sent: ${m.failed} `, el('button', {
-      type: 'button', class: 'link', text: 'Retry', onclick: () => retry(m),
-    }));
+    status.replaceChildren(`Not sent: ${m.failed} `,
+      el('button', { type: 'button', class: 'link', text: 'Retry', onclick: () => retry(m) }), ' · ',
+      m.media === 'text' ? el('button', { type: 'button', class: 'link', text: 'Edit', onclick: () => dropFailed(m, true) }) : null,
+      m.media === 'text' ? ' · ' : null,
+      el('button', { type: 'button', class: 'link', text: 'Discard', onclick: () => dropFailed(m, false) }));
   } else status.textContent = m.pending ? 'Sending…' : '';
   return node;
 }
+
+const SIZE_RE = /\.([1-9]\d{0,4})x([1-9]\d{0,4})\.[a-z]+$/;
+const THUMB_MAX = 280;
+const THUMB_MIN = 60;
+
+/** The shown size of an upload whose URL carries its pixel size (`<uuid>.<w>x<h>.<ext>`). */
+function thumbSize(url) {
+  const m = SIZE_RE.exec(url);
+  if (!m) return {};
+  const w = Number(m[1]);
+  const h = Number(m[2]);
+  const maxW = Math.min(THUMB_MAX, Math.floor(window.innerWidth * 0.6));
+  const k = Math.min(1, maxW / w, THUMB_MAX / h);
+  return { width: Math.max(THUMB_MIN, Math.round(w * k)), height: Math.max(THUMB_MIN, Math.round(h * k)) };
+}
+
+const LINK_RE = /\bhttps?:\/\/[^\s<>"'`]+/giu;
+
+/** Text with its http(s) links as anchors that open in a new tab; everything else stays text. */
+function linkify(text) {
+  const out = [];
+  let at = 0;
+  for (const match of text.matchAll(LINK_RE)) {
+    let raw = match[0];
+    // Trailing punctuation belongs to the sentence, not the link.
+    while (/[.,;:!?)\]}'"»]$/u.test(raw) && !(raw.endsWith(')') && raw.includes('('))) raw = raw.slice(0, -1);
+    let url;
+    try { url = new URL(raw); } catch { continue; }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') continue;
+    if (match.index > at) out.push(text.slice(at, match.index));
+    const a = document.createElement('a');
+    a.href = url.href;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    a.textContent = raw;
+    out.push(a);
+    at = match.index + raw.length;
+  }
+  if (at < text.length) out.push(text.slice(at));
+  return out;
+}
+
+$('image-dialog').addEventListener('click', (e) => {
+  if (e.target === e.currentTarget) e.currentTarget.close();
+});
 
 function openImage(url) {
   if (!isUploadUrl(url)) return;
@@ -786,6 +1094,7 @@ function onFrame(f) {
       if (!added) return;
       const c = conv(f.conversation);
       if (added === 'unread') { afterChange(c); return; }
+      notifyMessage(c, c.msgs.get(f.seq));
       if (c.kind === 'private' && !S.contacts.has(c.peer) && f.from !== S.me.id) loadContacts().catch(() => {});
       if (c.kind === 'group' && !S.groups.has(c.peer)) loadGroups().catch(() => {});
       afterChange(c);
@@ -802,15 +1111,18 @@ function onFrame(f) {
       break;
     }
     case 'system': {
+      // Listed like any conversation (with an unread badge), read when it is opened.
       if (!addMessage({ ...f, type: 'system' }, true)) return;
-      toast(`Notice: ${f.content}`);
-      socket.send({ type: 'read', conversation: f.conversation, seq: f.seq });
+      afterChange(conv(f.conversation));
       break;
     }
     case 'presence': {
       for (const map of [S.contacts, S.users]) {
         const u = map.get(f.user);
-        if (u) u.online = !!f.online;
+        if (u) {
+          u.online = !!f.online;
+          if (!f.online) u.last_seen = Date.now();
+        }
       }
       renderLists();
       renderActiveHead();
@@ -835,13 +1147,34 @@ function onFrame(f) {
     }
     case 'member': {
       // Member counts change; a group we left in another tab drops out of the list.
-      loadGroups().catch(() => {});
+      const open = S.active && S.convs.get(S.active);
+      loadGroups().then(() => {
+        // Only a member may list the members (a 403 would be noise in the console).
+        if (open?.kind === 'group' && open.peer === f.community && S.groups.has(f.community)) loadMembers(open);
+      }).catch(() => {});
+      break;
+    }
+    case 'profile': {
+      // A new name or avatar shows everywhere at once, ours from another device too.
+      for (const map of [S.contacts, S.users]) {
+        const u = map.get(f.user);
+        if (u) { u.name = f.name; u.avatar = f.avatar ?? null; }
+      }
+      if (f.user === S.me.id) { S.me.name = f.name; S.me.avatar = f.avatar ?? null; renderMe(); }
+      renderLists();
+      renderActive();
       break;
     }
     case 'typing': {
       if (f.from === S.me.id) return;
       const c = conv(f.conversation);
       clearTimeout(c.typing.get(f.from));
+      if (f.stop) {
+        c.typing.delete(f.from);
+        renderLists();
+        if (S.active === c.id) renderActiveHead();
+        return;
+      }
       c.typing.set(f.from, setTimeout(() => {
         c.typing.delete(f.from);
         renderLists();
@@ -907,6 +1240,10 @@ function onSocketState(state, info) {
       setTimeout(() => { if (socket.state === 'open') hideBanner(); }, 2000);
     } else hideBanner();
   }
+  const was = S.connected;
+  S.connected = state === 'open';
+  if (was !== S.connected) { renderLists(); renderActiveHead(); }
+  if (S.connected) clearStaleErrors();
   $('me-status').textContent = state === 'open' ? 'Online' : 'Connecting…';
   $('me-status').classList.toggle('off', state !== 'open');
 }
@@ -926,6 +1263,14 @@ function onSocketOpen() {
   if (wasConnected) {
     loadContacts().catch(() => {});
     loadGroups().catch(() => {});
+  }
+}
+
+/** Search errors shown while the server was unreachable go once it is back. */
+function clearStaleErrors() {
+  for (const id of ['user-results', 'group-results']) {
+    const out = $(id);
+    if (out.querySelector('.error')) { out.replaceChildren(); out.hidden = true; }
   }
 }
 
@@ -972,39 +1317,110 @@ function retry(p) {
   renderMessages();
 }
 
+/** Drops a message that was not sent; `edit` puts its text back in the box first. */
+function dropFailed(p, edit) {
+  S.pending.delete(p.clientId);
+  const c = S.convs.get(p.conversation);
+  c?.nodes.delete(`c${p.clientId}`);
+  if (edit && p.media === 'text') {
+    const box = $('composer-text');
+    box.value = p.content;
+    updateByteCount();
+    box.focus();
+  }
+  renderMessages();
+  renderLists();
+}
+
 $('composer').addEventListener('submit', (e) => {
   e.preventDefault();
   const box = $('composer-text');
   const text = box.value;
-  if (!text.trim()) return;
+  if (!text.trim() || byteCount(text) > MAX_BYTES) return;
   sendMessage('text', text);
   box.value = '';
+  updateByteCount();
   const c = S.convs.get(S.active);
   if (c) c.draft = '';
   box.focus();
 });
 
 $('composer-text').addEventListener('keydown', (e) => {
-  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !touch.matches) {
     e.preventDefault();
     $('composer').requestSubmit();
   }
 });
 
+function byteCount(text) {
+  return utf8.encode(text).length;
+}
+
+/** Shows how many bytes a long draft takes, and refuses to send one over the server's limit. */
+function updateByteCount() {
+  const n = byteCount($('composer-text').value);
+  const out = $('byte-count');
+  const over = n > MAX_BYTES;
+  out.hidden = n < MAX_BYTES * 0.8;
+  out.textContent = over ? `${n - MAX_BYTES} bytes too long` : `${n} / ${MAX_BYTES} bytes`;
+  out.classList.toggle('over', over);
+  $('send-btn').disabled = over;
+  $('composer-text').setAttribute('aria-invalid', String(over));
+}
+
 $('composer-text').addEventListener('input', () => {
+  updateByteCount();
   const c = S.active && S.convs.get(S.active);
-  if (!c || !$('composer-text').value.trim()) return;
+  if (!c || c.kind === 'system') return;
+  const to = c.kind === 'group' ? { community: c.peer } : { to: c.peer };
+  if (!$('composer-text').value.trim()) {
+    // The draft was cleared: others stop showing "typing…" now, not 4 s later.
+    if (c.lastTypingSent && socket.send({ type: 'typing', ...to, stop: true })) c.lastTypingSent = 0;
+    return;
+  }
   const now = Date.now();
   if (now - c.lastTypingSent < TYPING_SEND_MS) return;
-  const frame = c.kind === 'group' ? { type: 'typing', community: c.peer } : { type: 'typing', to: c.peer };
-  if (socket.send(frame)) c.lastTypingSent = now;
+  if (socket.send({ type: 'typing', ...to })) c.lastTypingSent = now;
 });
 
-$('image-input').addEventListener('change', async (e) => {
+$('image-input').addEventListener('change', (e) => {
   const input = e.currentTarget;
   const file = input.files?.[0];
   input.value = '';
+  if (file) sendImage(file);
+});
+
+// An image pasted from the clipboard or dropped on the chat is sent like a picked one.
+$('composer-text').addEventListener('paste', (e) => {
+  const file = [...(e.clipboardData?.files || [])].find((f) => f.type.startsWith('image/'));
   if (!file) return;
+  e.preventDefault();
+  sendImage(file);
+});
+// A file dropped anywhere must never navigate away from the app; on the chat it is sent.
+for (const type of ['dragover', 'drop']) {
+  window.addEventListener(type, (e) => {
+    if (e.dataTransfer?.types?.includes('Files')) e.preventDefault();
+  });
+}
+$('chat-pane').addEventListener('dragover', (e) => {
+  if (!e.dataTransfer?.types?.includes('Files')) return;
+  e.dataTransfer.dropEffect = 'copy';
+  $('chat-pane').classList.add('dropping');
+});
+$('chat-pane').addEventListener('dragleave', (e) => {
+  if (!$('chat-pane').contains(e.relatedTarget)) $('chat-pane').classList.remove('dropping');
+});
+$('chat-pane').addEventListener('drop', (e) => {
+  $('chat-pane').classList.remove('dropping');
+  const file = [...(e.dataTransfer?.files || [])][0];
+  const c = S.active && S.convs.get(S.active);
+  if (!file || !c || c.kind === 'system') return;
+  e.preventDefault();
+  sendImage(file);
+});
+
+async function sendImage(file) {
   const label = $('image-btn-label');
   label.classList.add('busy');
   try {
@@ -1017,23 +1433,78 @@ $('image-input').addEventListener('change', async (e) => {
   } finally {
     label.classList.remove('busy');
   }
-});
+}
 
-// Emoji picker: inserts the emoji at the cursor.
+// Emoji picker: the full Unicode set (static/js/emoji-data.js, loaded the first time the
+// picker opens), grouped, searchable by name, recently used first; inserts at the cursor.
 const emojiPanel = $('emoji-panel');
-emojiPanel.append(...EMOJI.map((ch) => el('button', {
-  type: 'button',
-  class: 'emoji',
-  text: ch,
-  onclick: () => {
-    const box = $('composer-text');
-    const start = box.selectionStart ?? box.value.length;
-    const end = box.selectionEnd ?? box.value.length;
-    box.setRangeText(ch, start, end, 'end');
-    box.focus();
-    closeEmoji();
-  },
-})));
+const RECENT_KEY = 'chorus.emoji.recent';
+const RECENT_MAX = 24;
+let emojiGroups = null; // [{name, items: [[emoji, name], ...]}]
+
+function recentEmoji() {
+  try { return JSON.parse(localStorage.getItem(RECENT_KEY) || '[]').filter((x) => typeof x === 'string').slice(0, RECENT_MAX); } catch { return []; }
+}
+
+function insertEmoji(ch) {
+  const box = $('composer-text');
+  const start = box.selectionStart ?? box.value.length;
+  const end = box.selectionEnd ?? box.value.length;
+  box.setRangeText(ch, start, end, 'end');
+  box.dispatchEvent(new Event('input'));
+  try { localStorage.setItem(RECENT_KEY, JSON.stringify([ch, ...recentEmoji().filter((x) => x !== ch)].slice(0, RECENT_MAX))); } catch { /* not remembered */ }
+  box.focus();
+  closeEmoji();
+}
+
+const emojiNames = new Map();
+function emojiButton(ch) {
+  return el('button', { type: 'button', class: 'emoji', text: ch, title: emojiNames.get(ch) || null, onclick: () => insertEmoji(ch) });
+}
+
+function emojiSection(title, list) {
+  return el('section', { class: 'emoji-group', 'aria-label': title },
+    el('h3', { class: 'emoji-group-title', text: title }),
+    el('div', { class: 'emoji-grid' }, ...list.map(emojiButton)));
+}
+
+function renderEmoji() {
+  const out = $('emoji-list');
+  if (!emojiGroups) { out.replaceChildren(el('p', { class: 'empty', text: 'Loading…' })); return; }
+  const words = $('emoji-search').value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  if (words.length) {
+    const hits = [];
+    for (const g of emojiGroups) {
+      for (const [ch, name] of g.items) if (words.every((w) => name.includes(w))) hits.push(ch);
+    }
+    out.replaceChildren(hits.length ? emojiSection('Search results', hits.slice(0, 400)) : el('p', { class: 'empty', text: 'No emoji found.' }));
+    return;
+  }
+  const recent = recentEmoji();
+  out.replaceChildren(...(recent.length ? [emojiSection('Recently used', recent)] : []),
+    ...emojiGroups.map((g) => emojiSection(g.name, g.items.map(([ch]) => ch))));
+}
+
+async function loadEmoji() {
+  if (emojiGroups) return;
+  try {
+    const { EMOJI_GROUPS } = await import('./emoji-data.js');
+    emojiGroups = EMOJI_GROUPS.map(([name, list]) => ({
+      name,
+      items: list.split('\n').map((line) => line.split('\t')),
+    }));
+    for (const g of emojiGroups) for (const [ch, name] of g.items) emojiNames.set(ch, name);
+  } catch {
+    emojiGroups = [{ name: 'Smileys', items: EMOJI.map((ch) => [ch, '']) }];
+  }
+  renderEmoji();
+}
+
+emojiPanel.append(
+  el('label', { for: 'emoji-search', class: 'sr-only', text: 'Search emoji' }),
+  el('input', { id: 'emoji-search', type: 'search', class: 'emoji-search', placeholder: 'Search emoji', autocomplete: 'off', oninput: renderEmoji }),
+  el('div', { id: 'emoji-list', class: 'emoji-list' }),
+);
 
 function closeEmoji() {
   emojiPanel.hidden = true;
@@ -1044,7 +1515,12 @@ $('emoji-btn').addEventListener('click', () => {
   const open = emojiPanel.hidden;
   emojiPanel.hidden = !open;
   $('emoji-btn').setAttribute('aria-expanded', String(open));
-  if (open) emojiPanel.querySelector('button')?.focus();
+  if (open) {
+    $('emoji-search').value = '';
+    renderEmoji();
+    loadEmoji();
+    $('emoji-search').focus();
+  }
 });
 emojiPanel.addEventListener('keydown', (e) => {
   if (e.key === 'Escape') { closeEmoji(); $('emoji-btn').focus(); }
@@ -1082,7 +1558,39 @@ $('profile-btn').addEventListener('click', () => {
   $('profile-error').textContent = '';
   $('profile-avatar').replaceChildren(avatar(S.me.name, S.me.avatar, { size: 'big' }));
   $('profile-dialog').showModal();
+  showNotifyPrefs();
+  loadSessions();
 });
+
+/** Where this account is signed in; any other session can be ended from here. */
+async function loadSessions() {
+  const out = $('session-list');
+  out.replaceChildren(el('li', { class: 'empty', text: 'Loading…' }));
+  try {
+    const sessions = await api('GET', '/api/sessions');
+    out.replaceChildren(...sessions.map((x) => el('li', { class: 'session' },
+      el('span', { class: 'result-text' },
+        el('span', { class: 'result-name', text: x.current ? 'This browser' : 'Another device or browser' }),
+        el('span', { class: 'result-sub', text: `Signed in ${new Date(x.created_at).toLocaleString()} · until ${new Date(x.expires_at).toLocaleDateString()}` })),
+      x.current ? el('span', { class: 'tag', text: 'Current' }) : el('button', {
+        type: 'button',
+        class: 'btn small',
+        text: 'Sign out',
+        'aria-label': `Sign out the session from ${new Date(x.created_at).toLocaleString()}`,
+        onclick: async (e) => {
+          e.currentTarget.disabled = true;
+          try {
+            await api('DELETE', `/api/sessions/${x.id}`);
+          } catch (err) {
+            if (err.code !== 'not_found') $('profile-error').textContent = err.message;
+          }
+          loadSessions();
+        },
+      }))));
+  } catch (err) {
+    out.replaceChildren(el('li', { class: 'empty', text: err.message }));
+  }
+}
 
 $('avatar-input').addEventListener('change', async (e) => {
   const file = e.currentTarget.files?.[0];
@@ -1192,7 +1700,7 @@ $('members-btn').addEventListener('click', async () => {
       el('span', { class: 'avatar-wrap' }, avatar(u.name, u.avatar, { size: 'small' }),
         el('span', { class: `dot ${u.online || u.id === S.me.id ? 'online' : 'offline'}`, 'aria-hidden': 'true' })),
       el('span', { class: 'result-name', text: u.name }),
-      el('span', { class: 'tag', text: g && u.id === g.owner_id ? 'Owner' : u.id === S.me.id ? 'You' : (u.online ? 'Online' : 'Offline') }))));
+      el('span', { class: 'tag', text: g && u.id === g.owner_id ? 'Owner' : u.id === S.me.id ? 'You' : (u.online ? 'Online' : lastSeen(u)) }))));
     renderActiveHead();
   } catch (err) {
     $('member-list').replaceChildren(el('li', { class: 'empty', text: err.message }));
@@ -1215,11 +1723,28 @@ $('leave-btn').addEventListener('click', async () => {
   closeChat();
 });
 
+$('addfriend-btn').addEventListener('click', async () => {
+  const c = S.convs.get(S.active);
+  if (!c || c.kind !== 'private') return;
+  try {
+    const friend = await api('POST', '/api/contacts', { user_id: c.peer });
+    S.contacts.set(friend.id, friend);
+    S.users.set(friend.id, friend);
+  } catch (err) {
+    if (err.code !== 'already_contact') { toast(err.message); return; }
+    await loadContacts();
+  }
+  renderLists();
+  renderActiveHead();
+});
+
 $('unfriend-btn').addEventListener('click', async () => {
   const c = S.convs.get(S.active);
   if (!c || c.kind !== 'private') return;
   const name = userName(c.peer);
-  if (!await confirmDialog(`Remove ${name}?`, `${name} will no longer be in your friends list, and you in theirs.`, 'Remove friend')) return;
+  if (!await confirmDialog(`Remove ${name}?`,
+    `${name} will no longer be in your friends list, and you in theirs. If either of you writes again, it shows under Requests until one of you adds the other.`,
+    'Remove friend')) return;
   try {
     await api('DELETE', `/api/contacts/${c.peer}`);
   } catch (err) {
@@ -1243,6 +1768,108 @@ function toast(text) {
   box.append(t);
   setTimeout(() => t.remove(), 5000);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Notifications: for messages in a conversation that is not on screen (or a window without
+// focus). Permission is asked when the user ticks the box, never on load.
+
+const NOTIFY_KEY = 'chorus.notify';
+
+function notifyPrefs() {
+  try { return { desktop: false, sound: false, ...JSON.parse(localStorage.getItem(NOTIFY_KEY) || '{}') }; } catch { return { desktop: false, sound: false }; }
+}
+
+function saveNotifyPrefs(prefs) {
+  try { localStorage.setItem(NOTIFY_KEY, JSON.stringify(prefs)); } catch { /* this page only */ }
+}
+
+function showNotifyPrefs() {
+  const prefs = notifyPrefs();
+  const supported = 'Notification' in window;
+  const granted = supported && Notification.permission === 'granted';
+  $('notify-desktop').checked = prefs.desktop && granted;
+  $('notify-desktop').disabled = !supported;
+  $('notify-sound').checked = prefs.sound;
+  $('notify-hint').textContent = !supported ? 'This browser cannot show notifications.'
+    : Notification.permission === 'denied' ? 'Notifications are blocked for this site in the browser settings.' : '';
+}
+
+$('notify-desktop').addEventListener('change', async (e) => {
+  const box = e.currentTarget;
+  const prefs = notifyPrefs();
+  if (box.checked && 'Notification' in window && Notification.permission !== 'granted') {
+    const answer = await Notification.requestPermission();
+    box.checked = answer === 'granted';
+  }
+  prefs.desktop = box.checked;
+  saveNotifyPrefs(prefs);
+  showNotifyPrefs();
+});
+
+$('notify-sound').addEventListener('change', (e) => {
+  const prefs = notifyPrefs();
+  prefs.sound = e.currentTarget.checked;
+  saveNotifyPrefs(prefs);
+  if (prefs.sound) beep(); // a sample, and it unlocks audio on this click
+});
+
+let audio = null;
+function beep() {
+  try {
+    audio ||= new AudioContext();
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.0001, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.15, audio.currentTime + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.25);
+    osc.connect(gain).connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.3);
+  } catch { /* no sound available */ }
+}
+
+/** A new message from someone else: tell the user if they are not looking at it. */
+function notifyMessage(c, m) {
+  if (!S.me || m.from === S.me.id || isViewing(c) || Date.now() - m.ts > 60000) return;
+  const prefs = notifyPrefs();
+  if (prefs.sound) beep();
+  if (!prefs.desktop || !('Notification' in window) || Notification.permission !== 'granted') return;
+  const title = c.kind === 'group' ? S.groups.get(c.peer)?.name || 'Group' : c.kind === 'system' ? SYSTEM_NAME : userName(m.from);
+  const who = c.kind === 'group' ? `${userName(m.from)}: ` : '';
+  const body = who + (m.media === 'image' ? '📷 Photo' : m.content.slice(0, 140));
+  try {
+    const note = new Notification(title, { body, tag: c.id, icon: '/favicon.svg' });
+    note.onclick = () => { window.focus(); openConv(c.id); note.close(); };
+  } catch { /* some browsers only notify from a service worker */ }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Theme: follows the system (prefers-color-scheme) until the switch picks light or dark.
+
+const THEME_KEY = 'chorus.theme';
+const THEMES = ['auto', 'light', 'dark'];
+const THEME_LABEL = { auto: 'Theme: follow the system', light: 'Theme: light', dark: 'Theme: dark' };
+
+function applyTheme(theme) {
+  if (theme === 'light' || theme === 'dark') document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme;
+  const label = THEME_LABEL[theme] || THEME_LABEL.auto;
+  $('theme-btn').setAttribute('aria-label', label);
+  $('theme-btn').title = label;
+}
+
+function storedTheme() {
+  try { return localStorage.getItem(THEME_KEY) || 'auto'; } catch { return 'auto'; }
+}
+
+applyTheme(storedTheme());
+$('theme-btn').addEventListener('click', () => {
+  const next = THEMES[(THEMES.indexOf(storedTheme()) + 1) % THEMES.length];
+  try { localStorage.setItem(THEME_KEY, next); } catch { /* the choice lasts this page only */ }
+  applyTheme(next);
+  toast(THEME_LABEL[next]);
+});
 
 // ---------------------------------------------------------------------------------------------
 // Start
