@@ -682,8 +682,14 @@ test('friends, private chat, images, groups, history, reconnect and screenshots'
     await open(bob, 'friend-list', 'alice');
     const divider = bob.locator('#msg-list li.unread-divider', { hasText: 'New messages' });
     await divider.waitFor();
-    const next = await divider.evaluate((d) => d.nextElementSibling?.querySelector('.text')?.textContent);
-    assert.equal(next, 'Old message 1');
+    // The divider stands right before the first message bob has not read (one of alice's), and
+    // the 70 new ones are all below it.
+    const at = await bob.locator('#msg-list > li').evaluateAll((items) => ({
+      divider: items.findIndex((li) => li.classList.contains('unread-divider')),
+      first: items.findIndex((li) => li.querySelector('.text')?.textContent === 'Old message 1'),
+      nextIsTheirs: !!items[items.findIndex((li) => li.classList.contains('unread-divider')) + 1]?.matches('li.msg.theirs'),
+    }));
+    assert.ok(at.nextIsTheirs && at.divider >= 0 && at.divider < at.first, JSON.stringify(at));
     await bob.locator('#new-btn', { hasText: /↓ \d+ new/ }).waitFor();
     const unreadNow = await poll('the badge to settle', async () => {
       const n = await badge(bob, 'friend-list', 'alice');
