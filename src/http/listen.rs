@@ -193,6 +193,33 @@ impl Guarded {
             Poll::Pending => None,
         }
     }
+
+    /// Progress either way disarms both timers (output flowing is progress: a long download is
+    /// not an idle connection); a write that waits past the write timeout fails the connection.
+    fn after_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.write_timer = None;
+            self.read_timer = None;
+            return polled;
+        }
+        match Self::expired(
+            &mut self.write_timer,
+            self.timeouts.write,
+            cx,
+            "write stalled",
+        ) {
+            Some(err) => {
+                tracing::debug!(peer = %self.peer, "write stalled: closing connection");
+                self.metrics.http_timeouts.inc();
+                Poll::Ready(Err(err))
+            }
+            None => Poll::Pending,
+        }
+    }
 }
 
 impl Drop for Guarded {
@@ -243,29 +270,8 @@ impl AsyncWrite for Guarded {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.io).poll_write(cx, buf) {
-            Poll::Ready(result) => {
-                this.write_timer = None;
-                // Output flowing is progress: a long download is not an idle connection.
-                this.read_timer = None;
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                match Self::expired(
-                    &mut this.write_timer,
-                    this.timeouts.write,
-                    cx,
-                    "write stalled",
-                ) {
-                    Some(err) => {
-                        tracing::debug!(peer = %this.peer, "write stalled: closing connection");
-                        this.metrics.http_timeouts.inc();
-                        Poll::Ready(Err(err))
-                    }
-                    None => Poll::Pending,
-                }
-            }
-        }
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.after_write(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -274,28 +280,8 @@ impl AsyncWrite for Guarded {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                this.write_timer = None;
-                this.read_timer = None;
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                match Self::expired(
-                    &mut this.write_timer,
-                    this.timeouts.write,
-                    cx,
-                    "write stalled",
-                ) {
-                    Some(err) => {
-                        tracing::debug!(peer = %this.peer, "write stalled: closing connection");
-                        this.metrics.http_timeouts.inc();
-                        Poll::Ready(Err(err))
-                    }
-                    None => Poll::Pending,
-                }
-            }
-        }
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.after_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
