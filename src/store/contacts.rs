@@ -1,7 +1,7 @@
 //! Friendships. Adding is mutual at once (GinChat's model): two rows, one per direction,
 //! written and removed in one transaction so the pair can never be half there.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait};
 
 use super::entity::contact;
 use super::{now_ms, Store, StoreError, User};
@@ -11,8 +11,28 @@ impl Store {
     /// Makes `a` and `b` contacts of each other.
     pub async fn add_contact(&self, a: UserId, b: UserId) -> Result<User, StoreError> {
         let other = self.user(b).await?;
-        // Write first, read never: the unique key answers "already", and an SQLite transaction
-        // that starts with a write waits for the lock instead of failing on a stale snapshot.
+        let mut attempt = 1;
+        loop {
+            match self.insert_contact_pair(a, b).await {
+                Ok(()) => return Ok(other),
+                Err(e) if StoreError::is_unique_violation(&e) => {
+                    return Err(StoreError::AlreadyContact(b))
+                }
+                // Two racing adds of one pair can deadlock on InnoDB's insert locks; the retry
+                // then meets the winner's rows and answers "already".
+                Err(e) if attempt < 3 && StoreError::is_retryable(&e) => {
+                    tracing::debug!(%e, attempt, "adding a contact: retrying");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Both rows of a friendship in one transaction. Write first, read never: the unique key
+    /// answers "already", and an SQLite transaction that starts with a write waits for the lock
+    /// instead of failing on a stale snapshot.
+    async fn insert_contact_pair(&self, a: UserId, b: UserId) -> Result<(), DbErr> {
         let tx = self.conn().begin().await?;
         let now = now_ms();
         let row = |owner: UserId, other: UserId| contact::ActiveModel {
@@ -22,16 +42,8 @@ impl Store {
         };
         contact::Entity::insert_many([row(a, b), row(b, a)])
             .exec(&tx)
-            .await
-            .map_err(|e| {
-                if StoreError::is_unique_violation(&e) {
-                    StoreError::AlreadyContact(b)
-                } else {
-                    e.into()
-                }
-            })?;
-        tx.commit().await?;
-        Ok(other)
+            .await?;
+        tx.commit().await
     }
 
     /// Ends the friendship in both directions.

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, SqlErr};
 
 use crate::config::DatabaseSettings;
 use crate::ids::{CommunityId, UserId};
@@ -52,6 +52,18 @@ impl StoreError {
     /// True when the database refused a row for breaking a unique index.
     fn is_unique_violation(err: &DbErr) -> bool {
         matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+    }
+
+    /// True when the database gave up on a transaction to break a deadlock or a serialization
+    /// conflict (SQLSTATE 40001, PostgreSQL's 40P01): running it again is the remedy.
+    fn is_retryable(err: &DbErr) -> bool {
+        let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+        else {
+            return false;
+        };
+        e.as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "40001" || code == "40P01")
     }
 }
 
