@@ -793,6 +793,8 @@ test('friends, private chat, images, groups, history, reconnect and screenshots'
     const page = await newPage(DESKTOP, { bypassCSP: true });
     const axe = require.resolve('axe-core/axe.min.js');
     const check = async (label) => {
+      // Colours are judged once they settle: a theme switch fades backgrounds for 150 ms.
+      await page.waitForFunction(() => !document.getAnimations().some((a) => a instanceof CSSTransition));
       await page.addScriptTag({ path: axe });
       const result = await page.evaluate(() => window.axe.run(document, {
         runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
