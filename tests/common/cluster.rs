@@ -298,6 +298,21 @@ impl Cluster {
         (id, log)
     }
 
+    /// Stops node `i` with SIGTERM (a rolling restart's first half), waits for it to exit and
+    /// takes it out of the cluster; returns its id and exit status.
+    pub async fn terminate(&mut self, i: usize) -> (String, std::process::ExitStatus) {
+        let status = self.nodes[i].terminate().await;
+        let node = self.nodes.remove(i);
+        let id = self.ids.remove(i);
+        self.killed.push((id.clone(), node.stderr()));
+        (id, status)
+    }
+
+    /// `(id, log)` of every node that was killed or stopped, oldest first.
+    pub fn gone_logs(&self) -> &[(String, String)] {
+        &self.killed
+    }
+
     /// Every node's log, labelled, for failure reports.
     pub fn logs(&self) -> String {
         self.nodes

@@ -145,6 +145,17 @@ impl TestDb {
                 return None;
             }
         };
+        Some(Self::create_server_db_at(backend, var, admin).await)
+    }
+
+    /// A fresh PostgreSQL database on the server at `admin` (an admin URL), for tests that
+    /// run a PostgreSQL of their own (in a network namespace, say).
+    pub async fn postgres_at(admin: &str) -> Arc<TestDb> {
+        Arc::new(Self::create_server_db_at(Backend::Postgres, "admin URL", admin.to_string()).await)
+    }
+
+    /// Creates `chorus_t_<uuid>` on the server at `admin` (`var` names where it came from).
+    async fn create_server_db_at(backend: Backend, var: &str, admin: String) -> TestDb {
         let name = format!("chorus_t_{}", uuid::Uuid::new_v4().simple());
         let (create, drop) = match backend {
             Backend::Postgres => (
@@ -164,13 +175,13 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("{}: {create}: {e}", backend.label()));
         let mut url = Url::parse(&admin).unwrap_or_else(|e| panic!("{var} is not a URL: {e}"));
         url.set_path(&format!("/{name}"));
-        Some(TestDb {
+        TestDb {
             backend,
             url: url.to_string(),
             _dir: None,
             drop_with: Some((admin, drop)),
             name: Some(name),
-        })
+        }
     }
 }
 
