@@ -560,6 +560,9 @@ struct Spec {
     others: Vec<i64>,
 }
 
+/// An outstanding heartbeat: the reads sent before it, when it went, whether Redis was paused.
+type Heartbeat = (Vec<(String, i64)>, Instant, bool);
+
 /// What one connection has seen (the rules for duplicates and order are per connection).
 struct Conn {
     slot: Slot,
@@ -570,7 +573,7 @@ struct Conn {
     floor: HashMap<String, i64>,
     /// The reads sent before each outstanding heartbeat (and when it was sent, and whether
     /// Redis was paused then), oldest first.
-    heartbeats: VecDeque<(Vec<(String, i64)>, Instant, bool)>,
+    heartbeats: VecDeque<Heartbeat>,
     reads_sent: HashMap<String, i64>,
     unconfirmed_reads: Vec<(String, i64)>,
     /// Heartbeats answered on this connection.
