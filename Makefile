@@ -29,8 +29,10 @@ openapi:
 cluster:
 	bash scripts/cluster.sh
 
+# Chorus side by side with Socket.IO and a bare relay (docs/performance.md). `make bench QUICK=1`
+# is the short run; BENCH_ARGS passes sizes, e.g. BENCH_ARGS="--systems sqlite,sio --idle 15000".
 bench:
-	bash scripts/bench.sh
+	bash scripts/bench.sh $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 # Re-takes the README's screenshots (docs/screenshots) with the browser test.
 screenshots:
