@@ -11,7 +11,8 @@
 #        scripts/bench.sh PAIRS [MESSAGES] [WINDOW]   the Chorus-only bench (scripts/bench-chorus.sh)
 # LIST is a comma list of relay, sqlite, pg, pg3, sio, sio3 (default: all six).
 # --quick: smaller sizes and short steps, under 5 minutes once built.
-# Environment: CHORUS_BIN=path runs that chorus binary (not rebuilt); BENCH_POSTGRES_URL
+# Environment: CHORUS_BIN=path runs that chorus binary (not rebuilt); BENCH_NO_BUILD=1 uses the
+# release binaries already built; BENCH_POSTGRES_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres) is where a fresh database chorus_bench
 # is made; BENCH_REDIS_URL (default redis://127.0.0.1:6379) is the Socket.IO adapter's Redis.
 # Every server listens on 127.0.0.1; the load goes nowhere else.
@@ -53,10 +54,10 @@ redis_url=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 # Idle connections need a file descriptor each, on both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-if [ -z "${CHORUS_BIN:-}" ]; then
-    cargo build --release --bin chorus
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+    [ -n "${CHORUS_BIN:-}" ] || cargo build --release --bin chorus
+    cargo build --release -p chorus-bench -p chorus-bench-relay
 fi
-cargo build --release -p chorus-bench -p chorus-bench-relay
 chorus=${CHORUS_BIN:-./target/release/chorus}
 if has sio || has sio3; then
     command -v node >/dev/null || { echo "bench.sh: Node.js 20 is needed for Socket.IO" >&2; exit 1; }

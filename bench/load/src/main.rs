@@ -82,7 +82,7 @@ pub struct RunArgs {
     /// Idle connections (0 skips the idle scenario).
     #[arg(long, default_value_t = 3000)]
     pub idle: usize,
-    /// Offered loads in deliveries/s for the steps, comma-separated (empty skips them).
+    /// Offered loads in deliveries/s for the steps, comma-separated (`0` skips the steps).
     #[arg(
         long,
         value_delimiter = ',',

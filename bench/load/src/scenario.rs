@@ -43,6 +43,13 @@ pub struct PhaseStats {
     pub p99_ms: f64,
     /// The first failure seen, if any.
     pub problem: Option<String>,
+    /// CPU seconds the first node used during the phase (from `/proc/<pid>/stat`).
+    #[serde(default)]
+    pub server_cpu_s: Option<f64>,
+    /// CPU seconds this load generator used during the phase: when it is close to the wall
+    /// time on this 2-core machine, the generator, not the server, may be the limit.
+    #[serde(default)]
+    pub load_cpu_s: Option<f64>,
 }
 
 /// One offered-load step.
@@ -133,7 +140,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
             say(&args, &format!("group: {}", line(&stats)));
             result.group = Some(stats);
         }
-        for (i, &rate) in args.rates.iter().enumerate() {
+        for (i, &rate) in args.rates.iter().filter(|&&r| r > 0).enumerate() {
             let interval = Duration::from_secs_f64(args.pairs as f64 / rate.max(1) as f64);
             let tag = format!("r{i}x");
             let stats = private_phase(
@@ -176,8 +183,9 @@ fn say(args: &RunArgs, what: &str) {
 }
 
 fn line(s: &PhaseStats) -> String {
+    let cpu = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.1}"));
     format!(
-        "{:.0} deliveries/s, p50 {:.1} ms, p99 {:.1} ms; {} delivered of {}, lost {}, dup {}, out of order {}, refused {}{}",
+        "{:.0} deliveries/s, p50 {:.1} ms, p99 {:.1} ms; {} delivered of {}, lost {}, dup {}, out of order {}, refused {}; CPU s server {} / load {}{}",
         s.per_sec,
         s.p50_ms,
         s.p99_ms,
@@ -187,6 +195,8 @@ fn line(s: &PhaseStats) -> String {
         s.dup,
         s.out_of_order,
         s.refused,
+        cpu(s.server_cpu_s),
+        cpu(s.load_cpu_s),
         s.problem.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
     )
 }
@@ -200,6 +210,17 @@ fn rss_kib(pid: u32) -> Result<u64, String> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| format!("no VmRSS for {pid}"))
+}
+
+/// CPU seconds (user + system) process `pid` ("self" for this one) has used.
+fn cpu_s(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks / 100.0)
 }
 
 /// Connects `who[i]` to `servers[i]`, many at a time.
@@ -315,7 +336,7 @@ async fn private_phase(
     } else {
         args.seconds
     };
-    let (back, stats) = run_phase(args.system, conns, plans, &receivers, seconds, clock).await;
+    let (back, stats) = run_phase(args, conns, plans, &receivers, seconds, clock).await;
     p.conns = back;
     Ok(stats)
 }
@@ -360,20 +381,24 @@ async fn group(args: &RunArgs, run_tag: &str, clock: Instant) -> Result<PhaseSta
             (g * m..(g + 1) * m).filter(|&j| j != i).collect()
         })
         .collect::<Vec<_>>();
-    let (_, stats) = run_phase(args.system, conns, plans, &receivers, args.seconds, clock).await;
+    let (_, stats) = run_phase(args, conns, plans, &receivers, args.seconds, clock).await;
     Ok(stats)
 }
 
 /// Runs one phase over `conns` (worker `i` sends by `plans[i]`; `receivers[i]` are the
 /// workers that must get each of its messages) and does the exactly-once accounting.
 async fn run_phase(
-    system: System,
+    args: &RunArgs,
     conns: Vec<Ws>,
     plans: Vec<Option<SendPlan>>,
     receivers: &[Vec<usize>],
     seconds: f64,
     clock: Instant,
 ) -> (Vec<Option<Ws>>, PhaseStats) {
+    let system = args.system;
+    let server_pid = args.pid.map(|p| p.to_string());
+    let server_cpu = || server_pid.as_deref().and_then(cpu_s);
+    let cpu_at_start = (server_cpu(), cpu_s("self"));
     let begin = Instant::now() + Duration::from_millis(100);
     let until = begin + Duration::from_secs_f64(seconds);
     let phase = Arc::new(Phase {
@@ -443,6 +468,8 @@ async fn run_phase(
     }
     let mut stats = account(&outcomes, receivers, begin - clock);
     stats.problem = stats.problem.or(problem);
+    stats.server_cpu_s = server_cpu().zip(cpu_at_start.0).map(|(b, a)| b - a);
+    stats.load_cpu_s = cpu_s("self").zip(cpu_at_start.1).map(|(b, a)| b - a);
     (back, stats)
 }
 
