@@ -8,9 +8,17 @@
 //!
 //! One bad send fails only itself: what a backend cannot store is refused before batching
 //! ([`storable`]), and a batch the database refuses anyway is stored again send by send.
+//!
+//! A database that does not answer must not hold senders: a sender waits for room in the queue
+//! no longer than the deadline ([`Committer::submit`]), every database step of a batch has one
+//! (`database.timeout_ms`), and when one passes, the batch and everything queued behind it get
+//! `unavailable` (those would only wait on the same database). A timed-out batch may still have
+//! been stored; a re-send with the same id is then acked (and announced) as that message.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -123,6 +131,8 @@ impl Submission {
 #[derive(Clone)]
 pub struct Committer {
     tx: mpsc::Sender<Submission>,
+    /// Longest wait for room in the queue.
+    wait: Duration,
 }
 
 impl Committer {
@@ -135,16 +145,18 @@ impl Committer {
         tokio::spawn(run(app, rx, stop))
     }
 
-    /// A committer and the receiver its task will drain.
-    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<Submission>) {
+    /// A committer whose senders wait at most `wait` for room, and the receiver its task drains.
+    pub fn channel(capacity: usize, wait: Duration) -> (Self, mpsc::Receiver<Submission>) {
         let (tx, rx) = mpsc::channel(capacity);
-        (Self { tx }, rx)
+        (Self { tx, wait }, rx)
     }
 
-    /// Queues a send, waiting for room (backpressure lands on the sending client only).
+    /// Queues a send, waiting for room (in turn: backpressure lands on the sending client), but
+    /// no longer than the database deadline: when the writer is stuck, the sender gets
+    /// `unavailable` and its connection goes back to reading frames.
     pub async fn submit(&self, submission: Submission) -> Result<(), SendError> {
         self.tx
-            .send(submission)
+            .send_timeout(submission, self.wait)
             .await
             .map_err(|_| SendError::Unavailable)
     }
@@ -166,7 +178,9 @@ async fn run(app: Arc<App>, mut rx: mpsc::Receiver<Submission>, stop: Cancellati
                 Err(_) => break,
             }
         }
-        commit(&app, &mut known, batch).await;
+        if commit(&app, &mut known, batch).await == Outcome::Stalled {
+            refuse_queued(&mut rx);
+        }
     }
     // Shutdown: store what was already accepted, so nothing a client handed over is dropped
     // silently (those clients may be gone; they find the messages on reconnect).
@@ -181,21 +195,66 @@ async fn run(app: Arc<App>, mut rx: mpsc::Receiver<Submission>, stop: Cancellati
     }
 }
 
+/// How a batch ended, for the writer loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    /// A database step passed its deadline: the database hangs or is overloaded.
+    Stalled,
+}
+
+/// Gives `unavailable` to every send waiting in the queue, at once: after a timed-out batch they
+/// would each wait on the same database.
+fn refuse_queued(rx: &mut mpsc::Receiver<Submission>) {
+    let mut refused = 0usize;
+    while let Ok(s) = rx.try_recv() {
+        reply(
+            s.origin,
+            s.client_id,
+            s.message_id,
+            Err(SendError::Unavailable),
+        );
+        refused += 1;
+    }
+    if refused > 0 {
+        tracing::warn!(refused, "database stalled: refused the queued sends");
+    }
+}
+
+/// Runs one database step within the writer's deadline; `None` when it passed.
+async fn within<T>(deadline: Duration, step: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(deadline, step).await.ok()
+}
+
+/// Refuses a whole batch with `unavailable`.
+fn refuse(batch: Vec<Submission>) {
+    for s in batch {
+        reply(
+            s.origin,
+            s.client_id,
+            s.message_id,
+            Err(SendError::Unavailable),
+        );
+    }
+}
+
 /// Checks, stores, acks and fans out one batch.
-async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submission>) {
-    let members = match resolve(app, &batch).await {
-        Ok(m) => m,
-        Err(err) => {
+async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submission>) -> Outcome {
+    let deadline = app.settings.database.timeout();
+    let members = match within(deadline, resolve(app, &batch)).await {
+        Some(Ok(m)) => m,
+        Some(Err(err)) => {
             tracing::error!(%err, "resolving recipients");
-            for s in batch {
-                reply(
-                    s.origin,
-                    s.client_id,
-                    s.message_id,
-                    Err(SendError::Unavailable),
-                );
-            }
-            return;
+            refuse(batch);
+            return Outcome::Done;
+        }
+        None => {
+            tracing::error!(
+                ?deadline,
+                "resolving recipients: no answer from the database"
+            );
+            refuse(batch);
+            return Outcome::Stalled;
         }
     };
     let mut accepted = Vec::with_capacity(batch.len());
@@ -208,19 +267,27 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
         }
     }
     if accepted.is_empty() {
-        return;
+        return Outcome::Done;
     }
     if known.len() > KNOWN_CONVERSATIONS {
         // A cache, not a record: forgetting only costs one idempotent insert per conversation.
         known.clear();
     }
-    for s in &accepted {
-        let conversation = s.conversation();
-        if !known.contains(&conversation) {
-            if let Err(err) = app.store.ensure_conversation(conversation).await {
-                tracing::error!(%err, %conversation, "creating conversation");
-            } else {
+    let missing: HashSet<ConversationId> = accepted
+        .iter()
+        .map(Submission::conversation)
+        .filter(|c| !known.contains(c))
+        .collect();
+    for conversation in missing {
+        match within(deadline, app.store.ensure_conversation(conversation)).await {
+            Some(Ok(())) => {
                 known.insert(conversation);
+            }
+            Some(Err(err)) => tracing::error!(%err, %conversation, "creating conversation"),
+            None => {
+                tracing::error!(?deadline, %conversation, "creating conversation: no answer");
+                refuse(accepted);
+                return Outcome::Stalled;
             }
         }
     }
@@ -235,7 +302,15 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
             id: s.message_id.clone(),
         })
         .collect();
-    let stored = store(app, &new).await;
+    let Some(stored) = store(app, &new, deadline).await else {
+        tracing::error!(
+            ?deadline,
+            batch = new.len(),
+            "storing a batch: no answer from the database"
+        );
+        refuse(accepted);
+        return Outcome::Stalled;
+    };
     app.metrics.messages_stored.inc_by(
         stored
             .iter()
@@ -267,25 +342,31 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
         app.deliver_local(&message, &recipients, origin_node);
         app.publish(Event::message(&message));
     }
+    Outcome::Done
 }
 
 /// Stores a batch in one transaction; if that fails, stores its sends one by one, so a send the
 /// database refuses fails alone and not the (up to [`MAX_BATCH`]) others that shared its batch.
-/// One outcome per input, in input order.
-async fn store(app: &App, new: &[NewMessage]) -> Vec<Result<Appended, SendError>> {
-    let err = match app.store.append_batch(new).await {
-        Ok(stored) => return stored.into_iter().map(Ok).collect(),
+/// One outcome per input, in input order; `None` when a step passed `deadline` (then the
+/// database is not answering, and the rest is not tried).
+async fn store(
+    app: &App,
+    new: &[NewMessage],
+    deadline: Duration,
+) -> Option<Vec<Result<Appended, SendError>>> {
+    let err = match within(deadline, app.store.append_batch(new)).await? {
+        Ok(stored) => return Some(stored.into_iter().map(Ok).collect()),
         Err(err) => err,
     };
     if new.len() == 1 {
         tracing::error!(%err, "storing a send");
-        return vec![Err(SendError::Unavailable)];
+        return Some(vec![Err(SendError::Unavailable)]);
     }
     tracing::warn!(%err, batch = new.len(), "storing a batch failed; storing its sends one by one");
     let mut out = Vec::with_capacity(new.len());
     for one in new {
         out.push(
-            match app.store.append_batch(std::slice::from_ref(one)).await {
+            match within(deadline, app.store.append_batch(std::slice::from_ref(one))).await? {
                 Ok(mut stored) => stored.pop().ok_or(SendError::Unavailable),
                 Err(err) => {
                     tracing::error!(%err, conversation = %one.conversation, "storing a send");
@@ -294,7 +375,7 @@ async fn store(app: &App, new: &[NewMessage]) -> Vec<Result<Appended, SendError>
             },
         );
     }
-    out
+    Some(out)
 }
 
 /// Everything the batch needs to know about recipients, in one query per kind:

@@ -52,6 +52,16 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// How long an SQLite writer waits for another process's lock before failing.
     pub busy_timeout_ms: u64,
+    /// Longest wait for one step of the message writer (resolve, store); past it the batch's
+    /// senders get `unavailable` and may send again with the same id.
+    pub timeout_ms: u64,
+}
+
+impl DatabaseSettings {
+    /// [`Self::timeout_ms`] as a duration.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.timeout_ms.max(1))
+    }
 }
 
 /// Optional Redis; empty means presence lives in memory.
@@ -108,6 +118,8 @@ pub struct ChatSettings {
     pub rate_burst: u32,
     /// Websockets one user may have open on one node (0 = no limit); more are closed with 4429.
     pub max_sockets_per_user: usize,
+    /// Sends waiting for the writer; when full, a sender waits (at most `database.timeout_ms`).
+    pub writer_queue: usize,
 }
 
 /// Which cluster transport carries events between nodes.
@@ -151,6 +163,7 @@ write_timeout_secs = 30
 url = "sqlite://data/chorus.db?mode=rwc"
 max_connections = 16
 busy_timeout_ms = 30000
+timeout_ms = 5000
 
 [redis]
 url = ""
@@ -181,6 +194,7 @@ max_content_bytes = 8192
 rate_per_sec = 200
 rate_burst = 2000
 max_sockets_per_user = 32
+writer_queue = 4096
 
 [metrics]
 addr = ""

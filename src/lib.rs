@@ -59,9 +59,6 @@ use crate::presence::Presence;
 use crate::store::{now_ms, Store, StoreError};
 use crate::upload::Uploads;
 
-/// Sends that may wait for the writer before senders feel backpressure.
-const COMMIT_QUEUE: usize = 4096;
-
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -118,7 +115,10 @@ impl Server {
         } else {
             (None, None)
         };
-        let (committer, submissions) = Committer::channel(COMMIT_QUEUE);
+        let (committer, submissions) = Committer::channel(
+            settings.chat.writer_queue.max(1),
+            settings.database.timeout(),
+        );
         let app = Arc::new(App {
             store,
             uploads,

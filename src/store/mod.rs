@@ -233,6 +233,7 @@ mod tests {
             url,
             max_connections: 2,
             busy_timeout_ms: 50,
+            timeout_ms: 1000,
         };
         let store = Store::open(&settings)
             .await
