@@ -48,6 +48,11 @@ sqlite_and_postgres!(
     sigterm_mid_burst_announces_every_acked_message,
     restarted_node_drops_its_former_users_presence,
     a_late_presence_does_not_overwrite_a_newer_one,
+    a_late_read_does_not_move_seen_backwards,
+    a_late_contact_repeats_the_current_state,
+    a_late_member_repeats_the_current_state,
+    peers_with_wrong_clocks_are_still_heard,
+    an_unloadable_reference_triggers_a_catch_up,
 );
 
 /// A heartbeat round trip: the connection is registered and announced (notices the set-up
@@ -275,64 +280,319 @@ async fn restarted_node_drops_its_former_users_presence(backend: Backend) {
     c.wait_full_mesh().await;
 }
 
-/// Item 8: a peer's `presence` packets arrive out of order (number 1, "online", was lost and
-/// comes back re-sent after number 2, "offline"): the newer state stands. The test plays the
-/// peer itself, sealing packets with the cluster's secret.
-async fn a_late_presence_does_not_overwrite_a_newer_one(backend: Backend) {
-    let Some(db) = TestDb::create(backend).await else {
-        return;
-    };
-    let extra = [("CHORUS__CLUSTER__PEER_TIMEOUT_MS", LONG_PEER_TIMEOUT)];
-    let c = Cluster::start_with(db, &Transport::Udp, 1, &extra).await;
+/// A cluster member the test plays itself: it seals packets with the cluster's secret and
+/// broadcasts them, so the test chooses numbers, order, epochs and clocks.
+struct FakePeer<'a> {
+    cluster: &'a Cluster,
+    id: String,
+    epoch: u64,
+    /// Added to every packet's timestamp: a clock that is off.
+    skew_ms: i64,
+    /// The last control number used (heartbeats are numbered apart from events).
+    control: std::cell::Cell<u64>,
+    sock: tokio::net::UdpSocket,
+}
+
+impl<'a> FakePeer<'a> {
+    /// Says hello (a heartbeat) and waits until every node lists it as a peer.
+    async fn join(cluster: &'a Cluster, id: &str, epoch: u64, skew_ms: i64) -> FakePeer<'a> {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        sock.set_broadcast(true).expect("SO_BROADCAST");
+        let peer = FakePeer {
+            cluster,
+            id: id.to_owned(),
+            epoch,
+            skew_ms,
+            control: std::cell::Cell::new(0),
+            sock,
+        };
+        peer.heartbeat(0).await;
+        cluster.wait_full_mesh_with(id).await;
+        peer
+    }
+
+    async fn heartbeat(&self, last: u64) {
+        self.control.set(self.control.get() + 1);
+        self.send(
+            0,
+            self.control.get(),
+            serde_json::json!({"e": "heartbeat", "last": last}),
+        )
+        .await;
+    }
+
+    /// Sends event number `n`.
+    async fn event(&self, n: u64, event: Value) {
+        self.send(n, 0, event).await;
+    }
+
+    async fn send(&self, n: u64, control: u64, event: Value) {
+        let c = self.cluster;
+        let packet = c.seal(&serde_json::json!({
+            "cluster": c.name, "node": self.id, "epoch": self.epoch, "n": n, "c": control,
+            "ts": common::now_ms() + self.skew_ms, "event": event,
+        }));
+        self.sock
+            .send_to(&packet, c.broadcast_addr())
+            .await
+            .expect("send");
+    }
+
+    /// Event number `n` is a typing notice to `to` from `from`; once `to`'s connection sees it,
+    /// every earlier packet was handled (one receiver task, in order of arrival). Returns the
+    /// frames that came before it.
+    async fn barrier(&self, n: u64, from: i64, to: &mut Conn, conv: &str) -> Vec<Value> {
+        self.event(
+            n,
+            serde_json::json!({"e": "typing", "from": from, "conversation": conv}),
+        )
+        .await;
+        let (before, _) = to
+            .client
+            .recv_until(|f| f["type"] == "typing" && f["from"] == from)
+            .await;
+        before
+    }
+}
+
+/// A one-node cluster with carol (connected) and dave (her contact), for the forged-peer tests.
+async fn one_node_with_carol(
+    backend: Backend,
+    extra: &[(&str, &str)],
+) -> Option<(Cluster, common::TestUser, common::TestUser, Conn)> {
+    let db = TestDb::create(backend).await?;
+    let c = Cluster::start_with(db, &Transport::Udp, 1, extra).await;
     let node = &c.nodes[0];
     let dave = user(node, "dave").await;
     let carol = user(node, "carol").await;
     ws::befriend(node, &carol, &dave).await;
     let mut cc = Conn::open(node, &carol, "carol@n0").await;
     settled(&mut cc).await;
+    Some((c, carol, dave, cc))
+}
 
-    let me = format!("fake-{}", &c.name[1..7]);
-    let epoch = common::now_ms() as u64;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    sock.set_broadcast(true).expect("SO_BROADCAST");
-    let packet = |n: u64, control: u64, event: Value| {
-        c.seal(&serde_json::json!({
-            "cluster": c.name, "node": me, "epoch": epoch, "n": n, "c": control,
-            "ts": common::now_ms(), "event": event,
-        }))
+/// Item 8: a peer's `presence` packets arrive out of order (number 1, "online", was lost and
+/// comes back re-sent after number 2, "offline"): the newer state stands.
+async fn a_late_presence_does_not_overwrite_a_newer_one(backend: Backend) {
+    let extra = [("CHORUS__CLUSTER__PEER_TIMEOUT_MS", LONG_PEER_TIMEOUT)];
+    let Some((c, carol, dave, mut cc)) = one_node_with_carol(backend, &extra).await else {
+        return;
     };
-    let send = |p: Vec<u8>| {
-        let sock = &sock;
-        let to = c.broadcast_addr();
-        async move {
-            sock.send_to(&p, to).await.expect("send");
-        }
-    };
-    send(packet(
+    let node = &c.nodes[0];
+    let peer = FakePeer::join(
+        &c,
+        &format!("fake-{}", &c.name[1..7]),
+        common::now_ms() as u64,
         0,
-        1,
-        serde_json::json!({"e": "heartbeat", "last": 0}),
-    ))
+    )
     .await;
-    c.wait_full_mesh_with(&me).await;
     let presence = |here: bool| serde_json::json!({"e": "presence", "user": dave.id, "here": here, "notify": true});
     // Number 2 (newer: dave went away), then number 1 (older: dave came), re-sent late.
-    send(packet(2, 0, presence(false))).await;
-    send(packet(1, 0, presence(true))).await;
-    // Number 3 is a barrier: once carol sees it, numbers 1 and 2 were handled (one receiver
-    // task, in order of arrival).
+    peer.event(2, presence(false)).await;
+    peer.event(1, presence(true)).await;
     let conv = ws::private_conv(carol.id, dave.id);
-    send(packet(
-        3,
-        0,
-        serde_json::json!({"e": "typing", "from": dave.id, "conversation": conv}),
-    ))
-    .await;
-    cc.client.recv_until(|f| f["type"] == "typing").await;
+    peer.barrier(3, dave.id, &mut cc, &conv).await;
     assert!(
         !online(node, &carol, dave.id).await,
         "dave's newer presence (offline, packet 2) must stand over the late packet 1"
     );
+}
+
+/// Item 8 for `read`: a late packet with a lower read cursor is not passed on after a higher
+/// one, so no connection sees a reader's "seen" move backwards.
+async fn a_late_read_does_not_move_seen_backwards(backend: Backend) {
+    let extra = [("CHORUS__CLUSTER__PEER_TIMEOUT_MS", LONG_PEER_TIMEOUT)];
+    let Some((c, carol, dave, mut cc)) = one_node_with_carol(backend, &extra).await else {
+        return;
+    };
+    let peer = FakePeer::join(
+        &c,
+        &format!("fake-{}", &c.name[1..7]),
+        common::now_ms() as u64,
+        0,
+    )
+    .await;
+    let conv = ws::private_conv(carol.id, dave.id);
+    let read = |seq: i64| serde_json::json!({"e": "read", "conversation": conv, "user": dave.id, "seq": seq});
+    peer.event(2, read(5)).await;
+    peer.event(1, read(3)).await;
+    let before = peer.barrier(3, dave.id, &mut cc, &conv).await;
+    let reads: Vec<i64> = before
+        .iter()
+        .filter(|f| f["type"] == "read")
+        .map(|f| f["seq"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(
+        reads,
+        vec![5],
+        "only the newer read reaches carol: {before:?}"
+    );
+}
+
+/// Item 8 for `contact`: a late "removed" for two users who are contacts now is re-read from
+/// storage, so it can only repeat the current state (added), never undo it.
+async fn a_late_contact_repeats_the_current_state(backend: Backend) {
+    let extra = [("CHORUS__CLUSTER__PEER_TIMEOUT_MS", LONG_PEER_TIMEOUT)];
+    let Some((c, carol, dave, mut cc)) = one_node_with_carol(backend, &extra).await else {
+        return;
+    };
+    let peer = FakePeer::join(
+        &c,
+        &format!("fake-{}", &c.name[1..7]),
+        common::now_ms() as u64,
+        0,
+    )
+    .await;
+    peer.event(
+        1,
+        serde_json::json!({"e": "contact", "a": carol.id, "b": dave.id, "added": false}),
+    )
+    .await;
+    let conv = ws::private_conv(carol.id, dave.id);
+    let before = peer.barrier(2, dave.id, &mut cc, &conv).await;
+    for f in before.iter().filter(|f| f["type"] == "contact") {
+        assert_eq!(f["added"], true, "a late removal must not reach carol: {f}");
+    }
+    let contacts = c.nodes[0].get("/api/contacts", carol.t()).await;
+    contacts.expect(200);
+    assert!(
+        contacts.text().contains(&format!("\"id\":{}", dave.id)),
+        "dave is still carol's contact: {}",
+        contacts.text()
+    );
+}
+
+/// Item 8 for `member`: a late "left" for a member is re-read from storage: the other members
+/// are told the current state (still a member), never the old one.
+async fn a_late_member_repeats_the_current_state(backend: Backend) {
+    let extra = [("CHORUS__CLUSTER__PEER_TIMEOUT_MS", LONG_PEER_TIMEOUT)];
+    let Some((c, carol, dave, mut cc)) = one_node_with_carol(backend, &extra).await else {
+        return;
+    };
+    let room = ws::community(&c.nodes[0], &carol, &[&dave]).await;
+    settled(&mut cc).await;
+    let peer = FakePeer::join(
+        &c,
+        &format!("fake-{}", &c.name[1..7]),
+        common::now_ms() as u64,
+        0,
+    )
+    .await;
+    peer.event(
+        1,
+        serde_json::json!({"e": "member", "community": room, "user": dave.id, "joined": false}),
+    )
+    .await;
+    let before = peer
+        .barrier(2, dave.id, &mut cc, &format!("g:{room}"))
+        .await;
+    for f in before.iter().filter(|f| f["type"] == "member") {
+        assert_eq!(
+            f["joined"], true,
+            "a late departure must not reach carol: {f}"
+        );
+    }
+}
+
+/// Clocks: a peer whose clock is ten minutes off (far past `max_skew_ms`) is still heard; and a
+/// node that restarts with its clock behind its previous start (a lower epoch) is heard as a new
+/// incarnation once the previous one has gone silent.
+async fn peers_with_wrong_clocks_are_still_heard(backend: Backend) {
+    let extra = [("CHORUS__CLUSTER__PEER_TIMEOUT_MS", "1500")];
+    let Some((c, carol, dave, mut cc)) = one_node_with_carol(backend, &extra).await else {
+        return;
+    };
+    let conv = ws::private_conv(carol.id, dave.id);
+    let skewed = FakePeer::join(
+        &c,
+        &format!("skew-{}", &c.name[1..7]),
+        common::now_ms() as u64,
+        -600_000,
+    )
+    .await;
+    skewed.barrier(1, dave.id, &mut cc, &conv).await;
+
+    let id = format!("back-{}", &c.name[1..7]);
+    let now = common::now_ms() as u64;
+    let first = FakePeer::join(&c, &id, now, 0).await;
+    first.barrier(1, dave.id, &mut cc, &conv).await;
+    c.wait_peer_gone(&id).await;
+    // The same node id, restarted with a clock one minute behind its previous start.
+    let behind = FakePeer::join(&c, &id, now - 60_000, 0).await;
+    behind.barrier(1, dave.id, &mut cc, &conv).await;
+}
+
+/// A peer announces a message without its body that this node cannot load (not in storage, as
+/// if announced before it was stored): instead of skipping it, local connections catch up from
+/// storage, which delivers a message stored but never announced.
+async fn an_unloadable_reference_triggers_a_catch_up(backend: Backend) {
+    let extra = [("CHORUS__CLUSTER__PEER_TIMEOUT_MS", LONG_PEER_TIMEOUT)];
+    let db = match TestDb::create(backend).await {
+        Some(db) => db,
+        None => return,
+    };
+    let c = Cluster::start_with(Arc::clone(&db), &Transport::Udp, 1, &extra).await;
+    let node = &c.nodes[0];
+    let dave = user(node, "dave").await;
+    let carol = user(node, "carol").await;
+    ws::befriend(node, &carol, &dave).await;
+    let mut cc = Conn::open(node, &carol, "carol@n0")
+        .await
+        .ignoring("presence")
+        .ignoring("typing");
+    settled(&mut cc).await;
+    let mut dc = Conn::open(node, &dave, "dave@n0").await;
+    settled(&mut dc).await;
+    let conv = ws::private_conv(carol.id, dave.id);
+    dc.private("first", carol.id, "first").await;
+    let got = cc.messages(1).await;
+    assert_eq!(got[0]["seq"], 1, "{got:?}");
+
+    // Seq 2 stored behind the server's back: nobody announces it.
+    let now = common::now_ms();
+    db_exec(
+        &db,
+        &format!(
+            "UPDATE conversations SET last_seq = 2 WHERE id = '{conv}';
+             INSERT INTO messages (id, conversation_id, seq, sender_id, media, content, client_id, created_at)
+             VALUES ('unannounced-2', '{conv}', 2, {}, 'text', 'stored, never announced', NULL, {now});",
+            dave.id
+        ),
+    )
+    .await;
+    let peer = FakePeer::join(
+        &c,
+        &format!("fake-{}", &c.name[1..7]),
+        common::now_ms() as u64,
+        0,
+    )
+    .await;
+    // A reference to seq 3, which storage does not have.
+    peer.event(
+        1,
+        serde_json::json!({"e": "message", "conversation": conv, "seq": 3, "body": null}),
+    )
+    .await;
+    let got = cc.messages(1).await;
+    assert_eq!(
+        (got[0]["seq"].as_i64(), got[0]["content"].as_str()),
+        (Some(2), Some("stored, never announced")),
+        "carol caught up from storage: {got:?}"
+    );
+}
+
+/// Runs `sql` (one or more statements) on the test's database.
+async fn db_exec(db: &TestDb, sql: &str) {
+    use sea_orm::ConnectionTrait;
+    let conn = sea_orm::Database::connect(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("connect {}: {e}", db.url));
+    for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        conn.execute_unprepared(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let _ = conn.close().await;
 }
