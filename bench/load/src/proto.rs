@@ -257,7 +257,9 @@ async fn hello(system: System, server: &str, who: &Identity) -> Result<Ws, Strin
         (System::Socketio, _) => ws_url(server, "/socket.io/?EIO=4&transport=websocket"),
         (System::Chorus, Identity::Named(_)) => return Err("a Chorus account is needed".into()),
     };
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+    // No Nagle: every server here turns it off on its side, and the load's small frames would
+    // otherwise wait for delayed ACKs.
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
         .await
         .map_err(|e| format!("{url}: {e}"))?;
     let name = match who {
