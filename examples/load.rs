@@ -5,7 +5,8 @@
 //! ```sh
 //! cargo run --release --example load -- --server http://127.0.0.1:8081 --pairs 20 --messages 500
 //! ```
-//! `scripts/bench.sh` starts the nodes and runs this. Traffic goes only to the given servers.
+//! `scripts/bench-chorus.sh` starts the nodes and runs this (the side-by-side bench with
+//! Socket.IO and a bare relay is `bench/load`). Traffic goes only to the given servers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
