@@ -23,12 +23,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
-use crate::cluster::Event;
+use crate::fanout::{Fanout, Notice, Scope};
 use crate::frame::{Media, ServerFrame};
 use crate::hub::{Node, Outgoing};
 use crate::ids::{CommunityId, ConversationId, UserId};
-use crate::store::{Appended, NewMessage, StoredMessage};
+use crate::metrics::Metrics;
+use crate::store::{Appended, NewMessage, Store, StoredMessage};
 
 /// Most sends stored in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -127,6 +127,15 @@ impl Submission {
     }
 }
 
+/// What the writer task works with: storage to write to, the fan-out to announce to.
+pub struct Writer {
+    pub store: Store,
+    pub fanout: Arc<Fanout>,
+    pub metrics: Metrics,
+    /// Longest wait for one database step (`database.timeout_ms`).
+    pub deadline: Duration,
+}
+
 /// The sending half, held by dispatch and the admin API.
 #[derive(Clone)]
 pub struct Committer {
@@ -138,11 +147,11 @@ pub struct Committer {
 impl Committer {
     /// Starts the writer task; it stops after draining once `stop` is cancelled.
     pub fn spawn(
-        app: Arc<App>,
+        writer: Writer,
         rx: mpsc::Receiver<Submission>,
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(run(app, rx, stop))
+        tokio::spawn(run(writer, rx, stop))
     }
 
     /// A committer whose senders wait at most `wait` for room, and the receiver its task drains.
@@ -162,7 +171,7 @@ impl Committer {
     }
 }
 
-async fn run(app: Arc<App>, mut rx: mpsc::Receiver<Submission>, stop: CancellationToken) {
+async fn run(w: Writer, mut rx: mpsc::Receiver<Submission>, stop: CancellationToken) {
     let mut known = HashSet::new();
     loop {
         let first = tokio::select! {
@@ -178,7 +187,7 @@ async fn run(app: Arc<App>, mut rx: mpsc::Receiver<Submission>, stop: Cancellati
                 Err(_) => break,
             }
         }
-        if commit(&app, &mut known, batch).await == Outcome::Stalled {
+        if commit(&w, &mut known, batch).await == Outcome::Stalled {
             refuse_queued(&mut rx);
         }
     }
@@ -191,7 +200,7 @@ async fn run(app: Arc<App>, mut rx: mpsc::Receiver<Submission>, stop: Cancellati
     }
     while !rest.is_empty() {
         let batch: Vec<Submission> = rest.drain(..rest.len().min(MAX_BATCH)).collect();
-        commit(&app, &mut known, batch).await;
+        commit(&w, &mut known, batch).await;
     }
 }
 
@@ -239,9 +248,13 @@ fn refuse(batch: Vec<Submission>) {
 }
 
 /// Checks, stores, acks and fans out one batch.
-async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submission>) -> Outcome {
-    let deadline = app.settings.database.timeout();
-    let members = match within(deadline, resolve(app, &batch)).await {
+async fn commit(
+    w: &Writer,
+    known: &mut HashSet<ConversationId>,
+    batch: Vec<Submission>,
+) -> Outcome {
+    let deadline = w.deadline;
+    let members = match within(deadline, resolve(&w.store, &batch)).await {
         Some(Ok(m)) => m,
         Some(Err(err)) => {
             tracing::error!(%err, "resolving recipients");
@@ -279,7 +292,7 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
         .filter(|c| !known.contains(c))
         .collect();
     for conversation in missing {
-        match within(deadline, app.store.ensure_conversation(conversation)).await {
+        match within(deadline, w.store.ensure_conversation(conversation)).await {
             Some(Ok(())) => {
                 known.insert(conversation);
             }
@@ -302,7 +315,7 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
             id: s.message_id.clone(),
         })
         .collect();
-    let Some(stored) = store(app, &new, deadline).await else {
+    let Some(stored) = store(&w.store, &new, deadline).await else {
         tracing::error!(
             ?deadline,
             batch = new.len(),
@@ -311,7 +324,7 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
         refuse(accepted);
         return Outcome::Stalled;
     };
-    app.metrics.messages_stored.inc_by(
+    w.metrics.messages_stored.inc_by(
         stored
             .iter()
             .filter(|a| a.as_ref().is_ok_and(|a| !a.duplicate))
@@ -334,13 +347,16 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
         // A retry of a stored send is announced again too: the first attempt may have been
         // stored but never announced (a crash between commit and fan-out). Repeats cost
         // nothing downstream, since every connection drops seqs it already holds.
-        let recipients: Vec<UserId> = match s.target {
-            Target::User(to) => s.sender.into_iter().chain([to]).collect(),
-            Target::System(to) => vec![to],
-            Target::Community(c) => members.get(&c).cloned().unwrap_or_default(),
+        let participants = match s.target {
+            // Read for this batch's check already: the fan-out need not ask again.
+            Target::Community(c) => Some(members.get(&c).cloned().unwrap_or_default()),
+            Target::User(_) | Target::System(_) => None,
         };
-        app.deliver_local(&message, &recipients, origin_node);
-        app.publish(Event::message(&message));
+        let scope = Scope {
+            except: origin_node,
+            participants,
+        };
+        w.fanout.announce(Notice::message(&message), scope).await;
     }
     Outcome::Done
 }
@@ -350,11 +366,11 @@ async fn commit(app: &App, known: &mut HashSet<ConversationId>, batch: Vec<Submi
 /// One outcome per input, in input order; `None` when a step passed `deadline` (then the
 /// database is not answering, and the rest is not tried).
 async fn store(
-    app: &App,
+    db: &Store,
     new: &[NewMessage],
     deadline: Duration,
 ) -> Option<Vec<Result<Appended, SendError>>> {
-    let err = match within(deadline, app.store.append_batch(new)).await? {
+    let err = match within(deadline, db.append_batch(new)).await? {
         Ok(stored) => return Some(stored.into_iter().map(Ok).collect()),
         Err(err) => err,
     };
@@ -366,7 +382,7 @@ async fn store(
     let mut out = Vec::with_capacity(new.len());
     for one in new {
         out.push(
-            match within(deadline, app.store.append_batch(std::slice::from_ref(one))).await? {
+            match within(deadline, db.append_batch(std::slice::from_ref(one))).await? {
                 Ok(mut stored) => stored.pop().ok_or(SendError::Unavailable),
                 Err(err) => {
                     tracing::error!(%err, conversation = %one.conversation, "storing a send");
@@ -380,7 +396,7 @@ async fn store(
 
 /// Everything the batch needs to know about recipients, in one query per kind:
 /// which private recipients exist, and the members of each community.
-async fn resolve(app: &App, batch: &[Submission]) -> Result<Members, crate::store::StoreError> {
+async fn resolve(store: &Store, batch: &[Submission]) -> Result<Members, crate::store::StoreError> {
     let users: Vec<UserId> = batch
         .iter()
         .filter_map(|s| match s.target {
@@ -390,8 +406,7 @@ async fn resolve(app: &App, batch: &[Submission]) -> Result<Members, crate::stor
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let existing: HashSet<UserId> = app
-        .store
+    let existing: HashSet<UserId> = store
         .users(&users)
         .await?
         .into_iter()
@@ -403,7 +418,7 @@ async fn resolve(app: &App, batch: &[Submission]) -> Result<Members, crate::stor
         _ => None,
     }) {
         if let std::collections::hash_map::Entry::Vacant(slot) = communities.entry(c) {
-            slot.insert(app.store.member_ids(c).await?);
+            slot.insert(store.member_ids(c).await?);
         }
     }
     Ok(Members {
@@ -471,15 +486,12 @@ fn reply(
                     if let Some(id) = &waits_as {
                         node.settle(id);
                     }
-                    Outgoing::Frame(
-                        ServerFrame::Error {
-                            id: client_id,
-                            code: e.code(),
-                            message: e.to_string(),
-                        }
-                        .to_text()
-                        .into(),
-                    )
+                    ServerFrame::Error {
+                        id: client_id,
+                        code: e.code(),
+                        message: e.to_string(),
+                    }
+                    .into()
                 }
             };
             node.push(out);

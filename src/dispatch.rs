@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::app::App;
-use crate::cluster::Event;
 use crate::commit::{Origin, SendError, Submission, Target};
+use crate::fanout::{participants, participates, Notice, Scope};
 use crate::frame::{ClientFrame, Media, ServerFrame};
 use crate::hub::{Node, Outgoing};
 use crate::ids::{ConversationId, Seq, UserId};
@@ -63,15 +63,12 @@ impl FrameError {
 
     /// The `error` frame, echoing the client's `id` when it had one.
     pub fn to_outgoing(&self, id: Option<String>) -> Outgoing {
-        Outgoing::Frame(
-            ServerFrame::Error {
-                id,
-                code: self.code(),
-                message: self.to_string(),
-            }
-            .to_text()
-            .into(),
-        )
+        ServerFrame::Error {
+            id,
+            code: self.code(),
+            message: self.to_string(),
+        }
+        .into()
     }
 }
 
@@ -131,7 +128,7 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
             content,
         } => send(app, node, id, Target::Community(to), media, content).await,
         ClientFrame::Heartbeat => {
-            node.push(Outgoing::Frame(ServerFrame::Heartbeat.to_text().into()));
+            node.push(ServerFrame::Heartbeat.into());
             Ok(())
         }
         ClientFrame::Read { conversation, seq } => read(app, node, conversation, seq).await,
@@ -150,20 +147,16 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
                 }
             };
             let audience = audience(app, node.user, conversation).await?;
-            let text: Arc<str> = ServerFrame::Typing {
+            let typing = Notice::Typing {
                 from: node.user,
                 conversation,
                 stop,
-            }
-            .to_text()
-            .into();
-            let others = audience.into_iter().filter(|u| *u != node.user);
-            app.hub.send_to_users(others, &Outgoing::Frame(text), None);
-            app.publish(Event::Typing {
-                from: node.user,
-                conversation,
-                stop,
-            });
+            };
+            let scope = Scope {
+                except: None,
+                participants: Some(audience),
+            };
+            app.fanout.announce(typing, scope).await;
             Ok(())
         }
         ClientFrame::Sync { after } => {
@@ -175,7 +168,7 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
                     );
                     continue;
                 }
-                if !participates(app, node.user, conversation).await? {
+                if !participates(&app.store, node.user, conversation).await? {
                     node.push(FrameError::NotAParticipant(conversation).to_outgoing(None));
                     continue;
                 }
@@ -272,34 +265,17 @@ async fn read(
     {
         return Ok(());
     }
-    let out = Outgoing::Frame(
-        ServerFrame::Read {
-            conversation,
-            user: node.user,
-            seq,
-        }
-        .to_text()
-        .into(),
-    );
-    app.hub.send_to_users(audience, &out, Some(node.id));
-    app.publish(Event::Read {
+    let read = Notice::Read {
         conversation,
         user: node.user,
         seq,
-    });
+    };
+    let scope = Scope {
+        except: Some(node.id),
+        participants: Some(audience),
+    };
+    app.fanout.announce(read, scope).await;
     Ok(())
-}
-
-/// Whether `user` takes part in `conversation` now.
-pub async fn participates(
-    app: &App,
-    user: UserId,
-    conversation: ConversationId,
-) -> Result<bool, StoreError> {
-    match conversation {
-        ConversationId::Group(c) => app.store.is_member(c, user).await,
-        other => Ok(other.names_user(user)),
-    }
 }
 
 /// Everyone in `conversation`, if `user` is one of them.
@@ -308,11 +284,7 @@ async fn audience(
     user: UserId,
     conversation: ConversationId,
 ) -> Result<Vec<UserId>, FrameError> {
-    let people = match conversation {
-        ConversationId::Private(a, b) => vec![a, b],
-        ConversationId::System(u) => vec![u],
-        ConversationId::Group(c) => app.store.member_ids(c).await?,
-    };
+    let people = participants(&app.store, conversation).await?;
     if people.contains(&user) {
         Ok(people)
     } else {

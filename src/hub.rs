@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::frame::ServerFrame;
 use crate::ids::{ConversationId, Seq, UserId};
 use crate::store::now_ms;
 
@@ -55,6 +56,13 @@ pub enum Outgoing {
         conversation: ConversationId,
         text: Arc<str>,
     },
+}
+
+impl From<ServerFrame> for Outgoing {
+    /// A frame that needs no ordering, serialized here once for every queue it goes to.
+    fn from(frame: ServerFrame) -> Self {
+        Self::Frame(frame.to_text().into())
+    }
 }
 
 /// Why a Node was closed: a websocket close code and reason.

@@ -27,6 +27,7 @@ pub mod commit;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod fanout;
 pub mod frame;
 pub mod http;
 pub mod hub;
@@ -34,6 +35,7 @@ pub mod ids;
 pub mod imagesize;
 pub mod metrics;
 pub mod names;
+pub mod notice;
 pub mod presence;
 pub mod store;
 pub mod throttle;
@@ -51,8 +53,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::cluster::Cluster;
-use crate::commit::Committer;
+use crate::commit::{Committer, Writer};
 use crate::config::Settings;
+use crate::fanout::Fanout;
 use crate::hub::{CloseReason, Hub};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -102,12 +105,12 @@ impl Server {
         } else {
             settings.cluster.node_id.clone()
         };
-        let presence = if settings.redis.url.is_empty() {
+        let presence = Arc::new(if settings.redis.url.is_empty() {
             Presence::memory()
         } else {
             let ttl_ms = (settings.chat.heartbeat_timeout_secs.max(1) * 1000) as i64;
             Presence::redis(&settings.redis.url, node_name.clone(), ttl_ms).await?
-        };
+        });
         let (cluster, cluster_parts) = if settings.cluster.enabled {
             let (cluster, parts) =
                 Cluster::open(&settings.cluster, &settings.redis.url, node_name).await?;
@@ -115,18 +118,44 @@ impl Server {
         } else {
             (None, None)
         };
+        let metrics = Metrics::new()?;
+        let stopping = CancellationToken::new();
+        let hub = Arc::new(Hub::default());
+        let fanout = Arc::new(Fanout::new(hub.clone(), store.clone(), cluster.clone()));
+        let cluster_sender = match (&cluster, cluster_parts) {
+            (Some(cluster), Some(parts)) => {
+                let (sender, heard) =
+                    cluster.spawn(parts, metrics.clone(), presence.clone(), stopping.clone());
+                // Peers' notices enter the same fan-out as this node's own.
+                tokio::spawn(fanout.clone().hear(heard));
+                Some(sender)
+            }
+            _ => None,
+        };
         let (committer, submissions) = Committer::channel(
             settings.chat.writer_queue.max(1),
             settings.database.timeout(),
+        );
+        let stop_writer = CancellationToken::new();
+        let writer = Committer::spawn(
+            Writer {
+                store: store.clone(),
+                fanout: fanout.clone(),
+                metrics: metrics.clone(),
+                deadline: settings.database.timeout(),
+            },
+            submissions,
+            stop_writer.clone(),
         );
         let app = Arc::new(App {
             store,
             uploads,
             presence,
-            metrics: Metrics::new()?,
-            hub: Hub::default(),
+            metrics,
+            hub,
+            fanout,
             committer,
-            stopping: CancellationToken::new(),
+            stopping,
             connections: TaskTracker::new(),
             cluster,
             hash_gate: auth::HashGate::new(
@@ -136,9 +165,6 @@ impl Server {
             login_throttle: throttle::LoginThrottle::new(&settings.auth),
             settings,
         });
-        let cluster_sender = cluster_parts.and_then(|parts| Cluster::spawn(app.clone(), parts));
-        let stop_writer = CancellationToken::new();
-        let writer = Committer::spawn(app.clone(), submissions, stop_writer.clone());
         tokio::spawn(sweep(app.clone()));
 
         let routes = http::routes(app.clone());

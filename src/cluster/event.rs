@@ -1,134 +1,69 @@
-//! What nodes tell each other.
+//! What one packet carries: a [`Notice`] for every node's connections, or the cluster's own
+//! control traffic. On the wire both are a JSON object tagged by `e`, as they always were.
 
 use serde::{Deserialize, Serialize};
 
-use crate::frame::Media;
-use crate::ids::{CommunityId, ConversationId, Seq, UserId};
-use crate::store::StoredMessage;
+use crate::notice::Notice;
 
-/// A message's body, carried inline when it fits in one packet.
+/// The body of one packet.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Body {
-    pub id: String,
-    pub sender: Option<UserId>,
-    pub media: Media,
-    pub content: String,
-    pub ts: i64,
+#[serde(untagged)]
+pub enum Event {
+    /// Numbered, kept for re-sending and gap-tracked; peers hand it to their fan-out.
+    Notice(Notice),
+    /// Unnumbered: the cluster talking about itself.
+    Control(Control),
 }
 
-/// One cluster event.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The cluster's own packets: liveness, repair and departure. They carry a control number
+/// (replay-checked) instead of a packet number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "e", rename_all = "snake_case")]
-pub enum Event {
-    /// A message was stored; peers deliver it to their own Nodes. Without `body` (too big for
-    /// one packet), peers load it from the shared database by conversation and seq.
-    Message {
-        conversation: ConversationId,
-        seq: Seq,
-        body: Option<Body>,
-    },
-    Read {
-        conversation: ConversationId,
-        user: UserId,
-        seq: Seq,
-    },
-    Typing {
-        from: UserId,
-        conversation: ConversationId,
-        #[serde(default)]
-        stop: bool,
-    },
-    /// A user's name or avatar changed.
-    Profile {
-        user: UserId,
-        name: String,
-        avatar: Option<String>,
-    },
-    /// `user` now has (or no longer has) a connection on the origin node; `notify` when that
-    /// changed whether they are online anywhere, so peers tell the user's local contacts.
-    Presence {
-        user: UserId,
-        here: bool,
-        notify: bool,
-    },
-    /// Two users became (or stopped being) contacts.
-    Contact { a: UserId, b: UserId, added: bool },
-    /// A user joined (or left) a community.
-    Member {
-        community: CommunityId,
-        user: UserId,
-        joined: bool,
-    },
-    /// A token was revoked (log-out): close connections opened with it.
-    SessionRevoked { token_hash: String },
-    /// A user's password changed: close their connections but those opened with `keep`.
-    SessionsRevoked { user: UserId, keep: String },
-    /// An account was deleted: close all its connections.
-    UserDeleted { user: UserId },
-    /// Unsequenced: the origin is alive and has sent packets up to `last`.
+pub enum Control {
+    /// The origin is alive and has sent packets up to `last`.
     Heartbeat { last: u64 },
-    /// Unsequenced, unicast: please send your packets `from..=to` again.
+    /// Unicast: please send your packets `from..=to` again.
     Resend { from: u64, to: u64 },
-    /// Unsequenced, unicast: packets `from..=to` are no longer kept; recover from storage.
+    /// Unicast: packets `from..=to` are no longer kept; recover from storage.
     Gone { from: u64, to: u64 },
-    /// Unsequenced: the origin is shutting down; it sent packets up to `last`, and storage
-    /// holds everything it acked. Peers drop its presence and catch up from storage.
+    /// The origin is shutting down; it sent packets up to `last`, and storage holds everything
+    /// it acked. Peers drop its presence and catch up from storage.
     Leave { last: u64 },
 }
 
-impl Event {
-    /// The event announcing a stored message, with its body inline.
-    pub fn message(m: &StoredMessage) -> Self {
-        Self::Message {
-            conversation: m.conversation,
-            seq: m.seq,
-            body: Some(Body {
-                id: m.id.clone(),
-                sender: m.sender,
-                media: m.media,
-                content: m.content.clone(),
-                ts: m.created_at,
-            }),
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ConversationId, Seq, UserId};
 
-    /// The same event without its body (a reference to storage).
-    pub fn without_body(&self) -> Option<Self> {
-        match self {
-            Self::Message {
-                conversation,
-                seq,
-                body: Some(_),
-            } => Some(Self::Message {
-                conversation: *conversation,
-                seq: *seq,
-                body: None,
-            }),
-            _ => None,
+    #[test]
+    fn the_wire_shape_is_one_object_tagged_by_e() {
+        let read = Event::Notice(Notice::Read {
+            conversation: ConversationId::private(UserId(3), UserId(42)),
+            user: UserId(3),
+            seq: Seq(17),
+        });
+        let text = serde_json::to_string(&read).unwrap();
+        assert_eq!(
+            text,
+            r#"{"e":"read","conversation":"p:3:42","user":3,"seq":17}"#
+        );
+        let heartbeat = serde_json::to_string(&Event::Control(Control::Heartbeat { last: 9 }));
+        assert_eq!(heartbeat.unwrap(), r#"{"e":"heartbeat","last":9}"#);
+        for text in [
+            r#"{"e":"heartbeat","last":9}"#,
+            r#"{"e":"leave","last":2}"#,
+            r#"{"e":"resend","from":1,"to":4}"#,
+        ] {
+            let event: Event = serde_json::from_str(text).unwrap();
+            assert!(matches!(event, Event::Control(_)), "{text}");
         }
-    }
-
-    /// Control packets are not numbered, not kept for resend and not gap-tracked.
-    pub fn is_control(&self) -> bool {
-        matches!(
-            self,
-            Self::Heartbeat { .. } | Self::Resend { .. } | Self::Gone { .. } | Self::Leave { .. }
-        )
-    }
-}
-
-impl Body {
-    /// The stored message this body describes.
-    pub fn into_message(self, conversation: ConversationId, seq: Seq) -> StoredMessage {
-        StoredMessage {
-            id: self.id,
-            conversation,
-            seq,
-            sender: self.sender,
-            media: self.media,
-            content: self.content,
-            client_id: None,
-            created_at: self.ts,
-        }
+        let typing: Event =
+            serde_json::from_str(r#"{"e":"typing","from":3,"conversation":"g:7"}"#).unwrap();
+        assert!(matches!(
+            typing,
+            Event::Notice(Notice::Typing { stop: false, .. })
+        ));
+        assert!(serde_json::from_str::<Event>(r#"{"e":"shout"}"#).is_err());
     }
 }

@@ -33,12 +33,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use event::Event;
+pub use event::{Control, Event};
 pub use packet::{Codec, Drop, Envelope, MAX_PACKET};
 pub use peers::PeerView;
 
-use crate::app::App;
 use crate::config::{ClusterSettings, Transport as TransportKind};
+use crate::metrics::Metrics;
+use crate::notice::Notice;
+use crate::presence::Presence;
 use crate::store::now_ms;
 
 /// Packets kept for re-sending.
@@ -47,6 +49,8 @@ const RESEND_WINDOW: usize = 16_384;
 pub const MAX_RESEND: u64 = 256;
 /// Events waiting for `udp_send`.
 const OUTBOX: usize = 16_384;
+/// Peers' notices waiting for the fan-out.
+const HEARD: usize = 16_384;
 /// Copies of the departure announcement, 50 ms apart.
 const LEAVE_COPIES: usize = 5;
 
@@ -102,15 +106,28 @@ pub enum ClusterError {
 
 /// What goes to `udp_send`.
 enum Outbound {
-    /// A numbered event for every peer.
-    Publish(Event),
-    /// An unsequenced control event to one peer.
-    Control(PeerAddr, Event),
+    /// A numbered notice for every peer.
+    Publish(Notice),
+    /// An unsequenced control packet to one peer.
+    Control(PeerAddr, Control),
     /// Re-send kept packets `from..=to` to a peer.
     Resend(PeerAddr, u64, u64),
 }
 
-/// This node's handle on the cluster.
+/// What the receiver hands up to the fan-out, in the order it heard it.
+#[derive(Debug)]
+pub enum Heard {
+    /// A peer's notice, for this node's own connections.
+    Notice(Notice),
+    /// Something may have been missed (a gap given up on, a peer gone or back): every local
+    /// connection catches up from storage.
+    Resync,
+    /// A peer was heard for the first time (or again): tell it who is connected here.
+    PeerJoined,
+}
+
+/// This node's handle on the cluster (cheap to clone: handles to the tasks' shared state).
+#[derive(Clone)]
 pub struct Cluster {
     pub node: String,
     outbox: mpsc::Sender<Outbound>,
@@ -179,17 +196,26 @@ impl Cluster {
         ))
     }
 
-    /// Starts `udp_send`, `udp_recv` and the repair loop; returns `udp_send`'s handle, which
-    /// ends after [`Cluster::leave`] once everything queued is sent and departure announced.
-    pub fn spawn(app: Arc<App>, parts: Parts) -> Option<JoinHandle<()>> {
-        let cluster = app.cluster.as_ref()?;
+    /// Starts `udp_send`, `udp_recv` and the repair loop. Returns `udp_send`'s handle, which
+    /// ends after [`Cluster::leave`] once everything queued is sent and departure announced,
+    /// and what the receiver hears from peers, for the fan-out. The receiver stops when
+    /// `stopping` is cancelled.
+    pub fn spawn(
+        &self,
+        parts: Parts,
+        metrics: Metrics,
+        presence: Arc<Presence>,
+        stopping: CancellationToken,
+    ) -> (JoinHandle<()>, mpsc::Receiver<Heard>) {
+        let cluster = self;
         let (inbound_tx, inbound_rx) = mpsc::channel(OUTBOX);
         match parts.transport.as_ref() {
             Transport::Udp(udp) => udp.spawn_receivers(inbound_tx),
             Transport::Redis(r) => r.spawn_receiver(&cluster.node, inbound_tx),
         }
+        let (heard_tx, heard_rx) = mpsc::channel(HEARD);
         let sender = Sender {
-            app: app.clone(),
+            metrics: metrics.clone(),
             node: cluster.node.clone(),
             transport: parts.transport.clone(),
             codec: parts.codec.clone(),
@@ -203,20 +229,25 @@ impl Cluster {
         };
         let sending = tokio::spawn(sender.run(parts.outbox, cluster.leave.clone()));
         let receiver = peers::Receiver::new(
-            app.clone(),
-            cluster.node.clone(),
+            peers::Handles {
+                me: cluster.node.clone(),
+                outbox: cluster.outbox.clone(),
+                heard: heard_tx,
+                presence,
+                metrics,
+                view: cluster.peers.clone(),
+            },
             parts.codec,
             parts.settings,
-            cluster.peers.clone(),
         );
-        tokio::spawn(receiver.run(inbound_rx));
-        Some(sending)
+        tokio::spawn(receiver.run(inbound_rx, stopping));
+        (sending, heard_rx)
     }
 
-    /// Tells every peer about an event. Never blocks: an event that finds the outbox full
+    /// Tells every peer about a notice. Never blocks: a notice that finds the outbox full
     /// becomes a numbered gap every peer sees and repairs from storage (see `overflowed`).
-    pub fn publish(&self, event: Event) {
-        match self.outbox.try_send(Outbound::Publish(event)) {
+    pub fn publish(&self, notice: Notice) {
+        match self.outbox.try_send(Outbound::Publish(notice)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if self.overflowed.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -238,14 +269,6 @@ impl Cluster {
         self.leave.cancel();
     }
 
-    fn control(&self, to: PeerAddr, event: Event) {
-        let _ = self.outbox.try_send(Outbound::Control(to, event));
-    }
-
-    fn resend(&self, to: PeerAddr, from: u64, until: u64) {
-        let _ = self.outbox.try_send(Outbound::Resend(to, from, until));
-    }
-
     /// The peers heard from recently (for `/readyz`).
     pub fn peers(&self) -> Vec<PeerView> {
         self.peers.lock().map(|p| p.clone()).unwrap_or_default()
@@ -254,7 +277,7 @@ impl Cluster {
 
 /// `udp_send`: numbers, seals, keeps and sends; heartbeats on a timer.
 struct Sender {
-    app: Arc<App>,
+    metrics: Metrics,
     node: String,
     transport: Arc<Transport>,
     codec: Codec,
@@ -283,20 +306,24 @@ impl Sender {
         }
     }
 
-    /// Seals a control event with the next control number, for one node or (`None`) all.
-    fn seal_control(&mut self, to: Option<&str>, event: Event) -> Vec<u8> {
+    /// Seals a control packet with the next control number, for one node or (`None`) all.
+    fn seal_control(&mut self, to: Option<&str>, control: Control) -> Vec<u8> {
         let c = self.next_control;
         self.next_control += 1;
-        self.codec.seal(&self.envelope(0, c, to, event))
+        self.codec
+            .seal(&self.envelope(0, c, to, Event::Control(control)))
     }
 
-    /// Seals an event, falling back to a body-less reference when it does not fit.
-    fn seal(&self, n: u64, event: Event) -> Vec<u8> {
-        let reference = event.without_body();
-        let packet = self.codec.seal(&self.envelope(n, 0, None, event));
+    /// Seals a notice, falling back to a body-less reference when it does not fit.
+    fn seal(&self, n: u64, notice: Notice) -> Vec<u8> {
+        let reference = notice.without_body();
+        let packet = self
+            .codec
+            .seal(&self.envelope(n, 0, None, Event::Notice(notice)));
         match reference {
             Some(small) if packet.len() > MAX_PACKET => {
-                self.codec.seal(&self.envelope(n, 0, None, small))
+                self.codec
+                    .seal(&self.envelope(n, 0, None, Event::Notice(small)))
             }
             _ => packet,
         }
@@ -313,7 +340,7 @@ impl Sender {
                 _ = tick.tick() => {
                     self.mark_overflow();
                     let last = self.next - 1;
-                    let packet = self.seal_control(None, Event::Heartbeat { last });
+                    let packet = self.seal_control(None, Control::Heartbeat { last });
                     self.transport.broadcast(&packet).await;
                 }
                 _ = leave.cancelled() => break,
@@ -335,7 +362,7 @@ impl Sender {
         while copies < LEAVE_COPIES {
             tokio::select! {
                 _ = tick.tick() => {
-                    let packet = self.seal_control(None, Event::Leave { last });
+                    let packet = self.seal_control(None, Control::Leave { last });
                     self.transport.broadcast(&packet).await;
                     copies += 1;
                 }
@@ -366,17 +393,17 @@ impl Sender {
 
     async fn handle(&mut self, out: Outbound) {
         match out {
-            Outbound::Publish(event) => {
+            Outbound::Publish(notice) => {
                 self.mark_overflow();
                 let n = self.next;
                 self.next += 1;
-                let packet = self.seal(n, event);
+                let packet = self.seal(n, notice);
                 self.transport.broadcast(&packet).await;
-                self.app.metrics.cluster_sent.inc();
+                self.metrics.cluster_sent.inc();
                 self.keep(n, packet);
             }
-            Outbound::Control(to, event) => {
-                let packet = self.seal_control(Some(&to.node), event);
+            Outbound::Control(to, control) => {
+                let packet = self.seal_control(Some(&to.node), control);
                 self.transport.unicast(&to, &packet).await;
             }
             Outbound::Resend(to, from, until) => {
@@ -386,7 +413,7 @@ impl Sender {
                 if from < oldest {
                     let gone = self.seal_control(
                         Some(&to.node),
-                        Event::Gone {
+                        Control::Gone {
                             from,
                             to: until.min(oldest.saturating_sub(1)),
                         },
@@ -400,12 +427,12 @@ impl Sender {
                         Some((_, packet)) if packet.is_empty() => {
                             // Lost to a full outbox: the peer recovers from storage.
                             let gone =
-                                self.seal_control(Some(&to.node), Event::Gone { from: n, to: n });
+                                self.seal_control(Some(&to.node), Control::Gone { from: n, to: n });
                             self.transport.unicast(&to, &gone).await;
                         }
                         Some((_, packet)) => {
                             self.transport.unicast(&to, packet).await;
-                            self.app.metrics.cluster_resent.inc();
+                            self.metrics.cluster_resent.inc();
                         }
                         None => {}
                     }

@@ -205,7 +205,7 @@ mod tests {
             c: 0,
             to: None,
             ts: 0,
-            event: Event::Heartbeat { last: 7 },
+            event: Event::Control(crate::cluster::Control::Heartbeat { last: 7 }),
         }
     }
 

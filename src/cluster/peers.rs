@@ -1,5 +1,6 @@
-//! `udp_recv`'s brain: who the peers are, which of their packets arrived, what is missing, and
-//! what each event does to this node's own connections.
+//! `udp_recv`'s brain: who the peers are, which of their packets arrived, what is missing.
+//! Notices that pass are handed up to the fan-out (over a channel, in the order heard); the
+//! cluster itself never touches a connection.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -8,14 +9,16 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::event::Event;
+use tokio_util::sync::CancellationToken;
+
+use super::event::{Control, Event};
 use super::packet::{Codec, Drop, Envelope, ReplayWindow};
-use super::{Inbound, PeerAddr};
-use crate::app::App;
+use super::{Heard, Inbound, Outbound, PeerAddr};
 use crate::config::ClusterSettings;
-use crate::frame::ServerFrame;
-use crate::hub::{CloseReason, Outgoing};
 use crate::ids::{ConversationId, Seq, UserId};
+use crate::metrics::Metrics;
+use crate::notice::Notice;
+use crate::presence::Presence;
 use crate::store::now_ms;
 
 /// Re-send requests per gap before giving up on the origin and catching up from storage.
@@ -120,10 +123,28 @@ impl Peer {
     }
 }
 
+/// What the receiver works with besides its own tables.
+pub(super) struct Handles {
+    /// This node's id: its own echo is dropped.
+    pub me: String,
+    /// To `udp_send`: re-send requests and answers.
+    pub outbox: mpsc::Sender<Outbound>,
+    /// To the fan-out: peers' notices and catch-up requests.
+    pub heard: mpsc::Sender<Heard>,
+    /// Whom each peer reported connected.
+    pub presence: Arc<Presence>,
+    pub metrics: Metrics,
+    /// The live peers, for `/readyz`.
+    pub view: Arc<Mutex<Vec<PeerView>>>,
+}
+
 /// The receiving side of the cluster.
 pub(super) struct Receiver {
-    app: Arc<App>,
     me: String,
+    outbox: mpsc::Sender<Outbound>,
+    heard: mpsc::Sender<Heard>,
+    presence: Arc<Presence>,
+    metrics: Metrics,
     codec: Codec,
     settings: ClusterSettings,
     peers: HashMap<String, Peer>,
@@ -136,16 +157,21 @@ pub(super) struct Receiver {
 }
 
 impl Receiver {
-    pub(super) fn new(
-        app: Arc<App>,
-        me: String,
-        codec: Codec,
-        settings: ClusterSettings,
-        view: Arc<Mutex<Vec<PeerView>>>,
-    ) -> Self {
-        Self {
-            app,
+    pub(super) fn new(handles: Handles, codec: Codec, settings: ClusterSettings) -> Self {
+        let Handles {
             me,
+            outbox,
+            heard,
+            presence,
+            metrics,
+            view,
+        } = handles;
+        Self {
+            me,
+            outbox,
+            heard,
+            presence,
+            metrics,
             codec,
             settings,
             peers: HashMap::new(),
@@ -155,7 +181,11 @@ impl Receiver {
         }
     }
 
-    pub(super) async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
+    pub(super) async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        stopping: CancellationToken,
+    ) {
         let mut repair = tokio::time::interval(REPAIR_EVERY);
         loop {
             tokio::select! {
@@ -164,14 +194,13 @@ impl Receiver {
                     None => return,
                 },
                 _ = repair.tick() => self.repair().await,
-                _ = self.app.stopping.cancelled() => return,
+                _ = stopping.cancelled() => return,
             }
         }
     }
 
     fn drop_packet(&self, reason: Drop) {
-        self.app
-            .metrics
+        self.metrics
             .cluster_dropped
             .with_label_values(&[reason.label()])
             .inc();
@@ -235,7 +264,7 @@ impl Receiver {
             if self.peers.contains_key(&node) {
                 // Its former connections died with the previous incarnation.
                 tracing::info!(%node, epoch, "cluster: peer restarted; dropping its former presence");
-                ghosts = self.app.presence.forget_node(&node);
+                ghosts = self.presence.forget_node(&node);
             }
             self.peers
                 .insert(node.clone(), Peer::new(addr.clone(), epoch));
@@ -248,14 +277,14 @@ impl Receiver {
             // What it sent before we heard it is not ours to re-request: start from here and
             // let local connections catch up from storage instead.
             let before = match &event {
-                Event::Heartbeat { last } | Event::Leave { last } => *last,
+                Event::Control(Control::Heartbeat { last } | Control::Leave { last }) => *last,
                 _ if n > 0 => n - 1,
                 _ => 0,
             };
             peer.contiguous = before;
             peer.known = before;
         }
-        let control = event.is_control();
+        let control = matches!(event, Event::Control(_));
         if control {
             if !peer.controls.accept(c) {
                 self.drop_packet(Drop::Replayed);
@@ -269,7 +298,7 @@ impl Receiver {
         // authenticated, fresh packets), never at a packet's own source: a request heard first
         // (before any other packet of this epoch) waits for the requester's next round.
         let known_addr = (!first_contact).then(|| peer.addr.clone());
-        if let Event::Presence { user, .. } = &event {
+        if let Event::Notice(Notice::Presence { user, .. }) = &event {
             // Numbers order one origin's events: a re-sent older presence is old news.
             if peer.presence_n.get(user).is_some_and(|last| *last > n) {
                 peer.mark(n);
@@ -287,22 +316,23 @@ impl Receiver {
         }
         let mut departed = false;
         match event {
-            Event::Heartbeat { last } => {
+            Event::Control(Control::Heartbeat { last }) => {
                 peer.known = peer.known.max(last);
             }
-            Event::Resend { from, to } => match (&self.app.cluster, known_addr) {
-                (Some(cluster), Some(known)) => {
-                    cluster.resend(known, from, to.min(from.saturating_add(MAX_RANGE - 1)));
+            Event::Control(Control::Resend { from, to }) => match known_addr {
+                Some(known) => {
+                    let to = to.min(from.saturating_add(MAX_RANGE - 1));
+                    let _ = self.outbox.try_send(Outbound::Resend(known, from, to));
                 }
-                _ => self.drop_packet(Drop::WrongAddress),
+                None => self.drop_packet(Drop::WrongAddress),
             },
-            Event::Gone { from, to } => {
+            Event::Control(Control::Gone { from, to }) => {
                 tracing::warn!(%node, from, to, "cluster: origin no longer has packets; catching up from storage");
                 peer.give_up_to(to);
-                self.app.metrics.cluster_unrecovered.inc();
-                self.app.hub.resync_all();
+                self.metrics.cluster_unrecovered.inc();
+                let _ = self.heard.send(Heard::Resync).await;
             }
-            Event::Leave { last } => {
+            Event::Control(Control::Leave { last }) => {
                 peer.known = peer.known.max(last);
                 if !peer.left {
                     tracing::info!(%node, last, "cluster: peer left");
@@ -313,42 +343,43 @@ impl Receiver {
                     departed = true;
                 }
             }
-            Event::Read {
+            Event::Notice(Notice::Read {
                 conversation,
                 user,
                 seq,
-            } => {
+            }) => {
                 if self.reads.len() > READS_KEPT {
                     self.reads.clear();
                 }
                 let newest = self.reads.entry((conversation, user)).or_insert(Seq(0));
                 if seq > *newest {
                     *newest = seq;
-                    apply(
-                        &self.app,
-                        &node,
-                        Event::Read {
-                            conversation,
-                            user,
-                            seq,
-                        },
-                    )
-                    .await;
+                    let read = Notice::Read {
+                        conversation,
+                        user,
+                        seq,
+                    };
+                    let _ = self.heard.send(Heard::Notice(read)).await;
                 } else {
                     self.drop_packet(Drop::Stale);
                 }
             }
-            other => apply(&self.app, &node, other).await,
+            Event::Notice(notice) => {
+                if let Notice::Presence { user, here, .. } = &notice {
+                    self.presence.remote(&node, *user, *here);
+                }
+                let _ = self.heard.send(Heard::Notice(notice)).await;
+            }
         }
         if departed {
-            ghosts.extend(self.app.presence.forget_node(&node));
-            self.app.hub.resync_all();
+            ghosts.extend(self.presence.forget_node(&node));
+            let _ = self.heard.send(Heard::Resync).await;
         }
         self.announce_gone(ghosts).await;
         if first_contact || revived {
             tracing::info!(%node, "cluster: peer joined");
-            self.app.hub.resync_all();
-            self.introduce();
+            let _ = self.heard.send(Heard::Resync).await;
+            let _ = self.heard.send(Heard::PeerJoined).await;
         }
         self.refresh_view();
     }
@@ -357,8 +388,13 @@ impl Receiver {
     /// local contacts hear them go offline unless they are still online elsewhere.
     async fn announce_gone(&self, users: Vec<UserId>) {
         for user in users {
-            if !self.app.presence.is_online(user).await {
-                self.app.announce_presence_local(user, false).await;
+            if !self.presence.is_online(user).await {
+                let offline = Notice::Presence {
+                    user,
+                    here: false,
+                    notify: true,
+                };
+                let _ = self.heard.send(Heard::Notice(offline)).await;
             }
         }
     }
@@ -390,20 +426,6 @@ impl Receiver {
         Ok(envelope)
     }
 
-    /// Tells a new peer who is connected here.
-    fn introduce(&self) {
-        let Some(cluster) = &self.app.cluster else {
-            return;
-        };
-        for user in self.app.hub.users() {
-            cluster.publish(Event::Presence {
-                user,
-                here: true,
-                notify: false,
-            });
-        }
-    }
-
     /// Re-requests gaps; declares silent peers gone.
     async fn repair(&mut self) {
         let dead_after = Duration::from_millis(self.settings.peer_timeout_ms);
@@ -428,15 +450,14 @@ impl Receiver {
                 let to = peer.known;
                 tracing::warn!(%node, from, to, "cluster: gap not repaired; catching up from storage");
                 peer.give_up_to(to);
-                self.app.metrics.cluster_unrecovered.inc();
+                self.metrics.cluster_unrecovered.inc();
                 resync = true;
                 continue;
             }
             peer.attempts += 1;
-            if let Some(cluster) = &self.app.cluster {
-                for (from, to) in runs {
-                    cluster.control(peer.addr.clone(), Event::Resend { from, to });
-                }
+            for (from, to) in runs {
+                let request = Outbound::Control(peer.addr.clone(), Control::Resend { from, to });
+                let _ = self.outbox.try_send(request);
             }
         }
         // A peer gone for long (a restart without a fixed node id leaves its old id behind) is
@@ -450,11 +471,11 @@ impl Receiver {
             resync = true;
         }
         for node in gone {
-            let users = self.app.presence.forget_node(&node);
+            let users = self.presence.forget_node(&node);
             self.announce_gone(users).await;
         }
         if resync {
-            self.app.hub.resync_all();
+            let _ = self.heard.send(Heard::Resync).await;
         }
         self.refresh_view();
     }
@@ -469,154 +490,10 @@ impl Receiver {
                 last_heard_ms: p.last_heard.elapsed().as_millis() as u64,
             })
             .collect();
-        self.app.metrics.cluster_peers.set(view.len() as i64);
+        self.metrics.cluster_peers.set(view.len() as i64);
         if let Ok(mut slot) = self.view.lock() {
             *slot = view;
         }
-    }
-}
-
-/// What an event from `origin` does here: always to this node's own connections only.
-async fn apply(app: &Arc<App>, origin: &str, event: Event) {
-    match event {
-        Event::Message {
-            conversation,
-            seq,
-            body,
-        } => {
-            let message = match body {
-                Some(body) => body.into_message(conversation, seq),
-                None => match app.store.message_at(conversation, seq).await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => {
-                        // The origin stored it before announcing it: catch up from storage.
-                        tracing::warn!(%conversation, seq = seq.0, "cluster: referenced message not found; catching up from storage");
-                        app.hub.resync_all();
-                        return;
-                    }
-                    Err(err) => {
-                        // Never skip it: every connection catches up from storage (and one
-                        // that cannot is closed, so its client reconnects and syncs).
-                        tracing::error!(%err, "cluster: loading a referenced message; catching up from storage");
-                        app.hub.resync_all();
-                        return;
-                    }
-                },
-            };
-            match local_audience(app, conversation).await {
-                Some(users) => app.deliver_local(&message, &users, None),
-                None => app.hub.resync_all(),
-            }
-        }
-        Event::Read {
-            conversation,
-            user,
-            seq,
-        } => {
-            let out = Outgoing::Frame(
-                ServerFrame::Read {
-                    conversation,
-                    user,
-                    seq,
-                }
-                .to_text()
-                .into(),
-            );
-            let members = local_audience(app, conversation).await.unwrap_or_default();
-            app.hub.send_to_users(members, &out, None);
-        }
-        Event::Typing {
-            from,
-            conversation,
-            stop,
-        } => {
-            let frame = ServerFrame::Typing {
-                from,
-                conversation,
-                stop,
-            };
-            let out = Outgoing::Frame(frame.to_text().into());
-            let members = local_audience(app, conversation).await.unwrap_or_default();
-            let others = members.into_iter().filter(|u| *u != from);
-            app.hub.send_to_users(others, &out, None);
-        }
-        Event::Presence { user, here, notify } => {
-            app.presence.remote(origin, user, here);
-            if notify {
-                app.announce_presence_local(user, here).await;
-            }
-        }
-        // Contacts and members: storage holds the current state, so a late packet can only
-        // repeat it, never bring an older one back.
-        Event::Contact { a, b, added } => {
-            let added = match app.store.contact_ids(a).await {
-                Ok(contacts) => contacts.contains(&b),
-                Err(err) => {
-                    tracing::warn!(%err, "cluster: checking a contact; passing the notice on as sent");
-                    added
-                }
-            };
-            app.notify_contact_local(a, b, added)
-        }
-        // The same for a name or avatar: the stored one is the current one.
-        Event::Profile { user, name, avatar } => {
-            let (name, avatar) = match app.store.user(user).await {
-                Ok(u) => (u.name, u.avatar),
-                Err(err) => {
-                    tracing::warn!(%err, "cluster: reading a profile; passing the notice on as sent");
-                    (name, avatar)
-                }
-            };
-            app.notify_profile_local(user, name, avatar).await
-        }
-        Event::Member {
-            community,
-            user,
-            joined,
-        } => {
-            let joined = match app.store.is_member(community, user).await {
-                Ok(member) => member,
-                Err(err) => {
-                    tracing::warn!(%err, "cluster: checking a membership; passing the notice on as sent");
-                    joined
-                }
-            };
-            app.notify_member_local(community, user, joined).await
-        }
-        Event::SessionRevoked { token_hash } => {
-            app.hub.close_session(&token_hash, CloseReason::REVOKED)
-        }
-        Event::SessionsRevoked { user, keep } => {
-            app.hub.close_user_except(user, &keep, CloseReason::REVOKED)
-        }
-        Event::UserDeleted { user } => app.hub.close_user(user, CloseReason::REVOKED),
-        Event::Heartbeat { .. }
-        | Event::Resend { .. }
-        | Event::Gone { .. }
-        | Event::Leave { .. } => {}
-    }
-}
-
-/// The participants of a conversation who may be connected here (`None` if storage failed).
-async fn local_audience(
-    app: &App,
-    conversation: ConversationId,
-) -> Option<Vec<crate::ids::UserId>> {
-    match conversation {
-        ConversationId::Private(a, b) => Some(vec![a, b]),
-        ConversationId::System(u) => Some(vec![u]),
-        ConversationId::Group(c) => match app.store.member_ids(c).await {
-            Ok(members) => Some(
-                members
-                    .into_iter()
-                    .filter(|u| app.hub.has_user(*u))
-                    .collect(),
-            ),
-            Err(err) => {
-                tracing::error!(%err, "cluster: loading members");
-                None
-            }
-        },
     }
 }
 

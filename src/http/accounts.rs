@@ -14,9 +14,8 @@ use super::views::UserView;
 use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
 use crate::auth::{hash_password, new_token, verify_password};
-use crate::cluster::Event;
 use crate::error::ApiError;
-use crate::hub::CloseReason;
+use crate::fanout::{Notice, Scope};
 use crate::ids::UserId;
 use crate::store::{now_ms, NewUser, UserChanges};
 
@@ -352,11 +351,10 @@ async fn login(app: Arc<App>, req: LoginRequest, peer: Option<SocketAddr>) -> Ap
     responses((status = 204), (status = 401, body = crate::error::ErrorBody)))]
 async fn logout(app: Arc<App>, caller: Caller) -> ApiResult {
     app.store.delete_session(&caller.token_hash).await?;
-    app.hub
-        .close_session(&caller.token_hash, CloseReason::REVOKED);
-    app.publish(Event::SessionRevoked {
+    let revoked = Notice::SessionRevoked {
         token_hash: caller.token_hash,
-    });
+    };
+    app.fanout.announce(revoked, Scope::default()).await;
     Ok(no_content())
 }
 
@@ -403,20 +401,23 @@ async fn update_me(app: Arc<App>, caller: Caller, req: ProfileUpdate) -> ApiResu
     let user = app.store.update_user(caller.user, changes).await?;
     if shown_changed {
         // Contacts and group co-members see the new name or avatar now, not at their reload.
-        app.profile_changed(caller.user, user.name.clone(), user.avatar.clone())
-            .await;
+        let profile = Notice::Profile {
+            user: caller.user,
+            name: user.name.clone(),
+            avatar: user.avatar.clone(),
+        };
+        app.fanout.announce(profile, Scope::default()).await;
     }
     if changed_password {
         // Whoever knew the old password loses every other session.
         app.store
             .delete_other_sessions(caller.user, &caller.token_hash)
             .await?;
-        app.hub
-            .close_user_except(caller.user, &caller.token_hash, CloseReason::REVOKED);
-        app.publish(Event::SessionsRevoked {
+        let revoked = Notice::SessionsRevoked {
             user: caller.user,
             keep: caller.token_hash,
-        });
+        };
+        app.fanout.announce(revoked, Scope::default()).await;
     }
     Ok(json(StatusCode::OK, &own_view(&app, user).await))
 }
@@ -427,7 +428,9 @@ async fn delete_me(app: Arc<App>, caller: Caller) -> ApiResult {
     let contacts = app.store.contact_ids(caller.user).await?;
     let communities = app.store.community_ids_of(caller.user).await?;
     app.store.delete_user(caller.user).await?;
-    app.hub.close_user(caller.user, CloseReason::REVOKED);
+    // Its connections close here and on every node.
+    let deleted = Notice::UserDeleted { user: caller.user };
+    app.fanout.announce(deleted, Scope::default()).await;
     // Their images go with them: messages that showed one now get a 404 for it.
     match app.store.delete_attachments_of(caller.user).await {
         Ok(files) => {
@@ -437,13 +440,22 @@ async fn delete_me(app: Arc<App>, caller: Caller) -> ApiResult {
         }
         Err(err) => tracing::warn!(%err, user = caller.user.0, "uploads of a deleted account kept"),
     }
-    app.publish(Event::UserDeleted { user: caller.user });
     // Their friends' lists and their groups' member lists lose them now, not at next reload.
     for contact in contacts {
-        app.contact_changed(caller.user, contact, false);
+        let removed = Notice::Contact {
+            a: caller.user,
+            b: contact,
+            added: false,
+        };
+        app.fanout.announce(removed, Scope::default()).await;
     }
     for community in communities {
-        app.membership_changed(community, caller.user, false).await;
+        let left = Notice::Member {
+            community,
+            user: caller.user,
+            joined: false,
+        };
+        app.fanout.announce(left, Scope::default()).await;
     }
     tracing::info!(user = caller.user.0, "account deleted");
     Ok(no_content())

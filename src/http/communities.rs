@@ -14,6 +14,7 @@ use super::views::{CommunityView, UserView};
 use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::fanout::{Notice, Scope};
 use crate::ids::CommunityId;
 use crate::store::{Community, NewCommunity};
 
@@ -154,8 +155,12 @@ async fn join(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
         .store
         .join_community(CommunityId(id), caller.user)
         .await?;
-    app.membership_changed(CommunityId(id), caller.user, true)
-        .await;
+    let joined = Notice::Member {
+        community: CommunityId(id),
+        user: caller.user,
+        joined: true,
+    };
+    app.fanout.announce(joined, Scope::default()).await;
     Ok(json(StatusCode::CREATED, &view(&app, community).await?))
 }
 
@@ -166,8 +171,12 @@ async fn leave(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
     app.store
         .leave_community(CommunityId(id), caller.user)
         .await?;
-    app.membership_changed(CommunityId(id), caller.user, false)
-        .await;
+    let left = Notice::Member {
+        community: CommunityId(id),
+        user: caller.user,
+        joined: false,
+    };
+    app.fanout.announce(left, Scope::default()).await;
     Ok(no_content())
 }
 

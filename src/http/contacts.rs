@@ -14,6 +14,7 @@ use super::views::UserView;
 use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::fanout::{Notice, Scope};
 use crate::ids::UserId;
 
 pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
@@ -64,7 +65,12 @@ async fn add(app: Arc<App>, caller: Caller, req: AddContact) -> ApiResult {
         return Err(ApiError::Invalid("you cannot add yourself".into()));
     }
     let user = app.store.add_contact(caller.user, other).await?;
-    app.contact_changed(caller.user, other, true);
+    let added = Notice::Contact {
+        a: caller.user,
+        b: other,
+        added: true,
+    };
+    app.fanout.announce(added, Scope::default()).await;
     Ok(json(StatusCode::CREATED, &user_view(&app, user).await))
 }
 
@@ -75,6 +81,11 @@ async fn remove(user_id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
     app.store
         .remove_contact(caller.user, UserId(user_id))
         .await?;
-    app.contact_changed(caller.user, UserId(user_id), false);
+    let removed = Notice::Contact {
+        a: caller.user,
+        b: UserId(user_id),
+        added: false,
+    };
+    app.fanout.announce(removed, Scope::default()).await;
     Ok(no_content())
 }

@@ -13,8 +13,8 @@ use warp::Filter;
 
 use super::{authed, json, with_app, ApiResult, Caller};
 use crate::app::App;
-use crate::dispatch::participates;
 use crate::error::ApiError;
+use crate::fanout::participates;
 use crate::frame::ServerFrame;
 use crate::ids::{ConversationId, Seq};
 
@@ -96,7 +96,7 @@ async fn conversation_of(
     let conversation: ConversationId = conversation
         .parse()
         .map_err(|_| ApiError::NotFound("conversation"))?;
-    if !participates(app, caller.user, conversation).await? {
+    if !participates(&app.store, caller.user, conversation).await? {
         return Err(ApiError::Forbidden("you are not in this conversation"));
     }
     Ok(conversation)

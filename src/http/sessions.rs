@@ -13,9 +13,8 @@ use warp::Filter;
 
 use super::{authed, json, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
-use crate::cluster::Event;
 use crate::error::ApiError;
-use crate::hub::CloseReason;
+use crate::fanout::{Notice, Scope};
 
 pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
     let list = warp::path!("api" / "sessions")
@@ -76,7 +75,8 @@ async fn revoke(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
         .revoke_session(caller.user, id)
         .await?
         .ok_or(ApiError::NotFound("session"))?;
-    app.hub.close_session(&token_hash, CloseReason::REVOKED);
-    app.publish(Event::SessionRevoked { token_hash });
+    // Its connections close here and on every node.
+    let revoked = Notice::SessionRevoked { token_hash };
+    app.fanout.announce(revoked, Scope::default()).await;
     Ok(no_content())
 }

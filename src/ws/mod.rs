@@ -15,8 +15,8 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::app::App;
-use crate::cluster::Event;
 use crate::error::ApiError;
+use crate::fanout::{Notice, Scope};
 use crate::http::{caller_for_token, with_app, Caller};
 use crate::hub::{CloseReason, Node};
 
@@ -93,14 +93,13 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
     let was_online = !first_here || app.presence.is_online(user).await;
     app.presence.up(user, node.id).await;
     if first_here {
-        app.publish(Event::Presence {
+        // Contacts hear of it (here and on every node) when the user was offline until now.
+        let online = Notice::Presence {
             user,
             here: true,
             notify: !was_online,
-        });
-    }
-    if !was_online {
-        app.announce_presence_local(user, true).await;
+        };
+        app.fanout.announce(online, Scope::default()).await;
     }
 
     let (sink, stream) = futures_util::StreamExt::split(socket);
@@ -124,21 +123,21 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
     app.metrics.ws_connections.dec();
     let still_online = app.presence.down(user, node.id).await;
     if last_here {
-        app.publish(Event::Presence {
+        let offline = Notice::Presence {
             user,
             here: false,
             notify: !still_online,
-        });
-        if !still_online {
-            // Kept for "last seen" on pages (not on shutdown: the user may just move node).
-            if !app.stopping.is_cancelled() {
-                let now = crate::store::now_ms();
-                if let Err(err) = app.store.set_last_seen(user, now).await {
-                    tracing::warn!(%err, "cannot record last seen");
-                }
+        };
+        // Peers hear at once; this node's connections once "last seen" is recorded (not on
+        // shutdown: the user may just move node), so a page that asks for it finds it.
+        app.fanout.publish(offline.clone());
+        if !still_online && !app.stopping.is_cancelled() {
+            let now = crate::store::now_ms();
+            if let Err(err) = app.store.set_last_seen(user, now).await {
+                tracing::warn!(%err, "cannot record last seen");
             }
-            app.announce_presence_local(user, false).await;
         }
+        app.fanout.deliver_here(&offline, Scope::default()).await;
     }
     tracing::debug!(node = node.id.0, user = user.0, reason = ?node.close_reason(), "disconnected");
 }
