@@ -66,6 +66,10 @@ use netns::Netns;
 const INNER: &str = "chaos_inside_namespace";
 /// Sends a client may have unacknowledged at once.
 const WINDOW: usize = 3;
+/// The same during a burst (just before a node fault): many sends in flight when it hits.
+const BURST_WINDOW: usize = 32;
+/// How long a burst runs before its fault.
+const BURST: Duration = Duration::from_millis(1000);
 /// How long every pending send may take to be acked once the chaos is over.
 const ACK_DEADLINE: Duration = Duration::from_secs(60);
 /// How long every participant may take to hold every stored message once all are acked.
@@ -109,7 +113,7 @@ impl Plan {
             secs: env_or("CHORUS_CHAOS_SECS", 30),
             clients: env_or("CHORUS_CHAOS_CLIENTS", 16),
             loss: env_or("CHORUS_CHAOS_LOSS", "0.15".to_string()),
-            redis_pause: env_or::<u8>("CHORUS_CHAOS_REDIS_PAUSE", 0) != 0,
+            redis_pause: env_or::<u8>("CHORUS_CHAOS_REDIS_PAUSE", 1) != 0,
         }
     }
 
@@ -446,6 +450,8 @@ struct Ctl {
     offline: Vec<AtomicBool>,
     /// Every client task ends when set.
     stop: AtomicBool,
+    /// Set during a burst (see [`BURST_WINDOW`]).
+    burst: AtomicBool,
     /// Set while Redis is stopped (SIGSTOP).
     redis_paused: AtomicBool,
     started: Instant,
@@ -675,7 +681,7 @@ async fn connection(
             return;
         }
     }
-    let mut next_send = tokio::time::Instant::now() + pause(rng);
+    let mut next_send = tokio::time::Instant::now() + pause(rng, ctl);
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
     loop {
         if ctl.stop.load(Ordering::SeqCst) || ctl.offline[spec.index].load(Ordering::SeqCst) {
@@ -712,13 +718,14 @@ async fn connection(
                 }
             }
             _ = tokio::time::sleep_until(next_send) => {
-                next_send = tokio::time::Instant::now() + pause(rng);
+                next_send = tokio::time::Instant::now() + pause(rng, ctl);
                 if !ctl.sending.load(Ordering::SeqCst) {
                     continue;
                 }
                 let frame = {
                     let mut r = rec.lock().expect("record");
-                    if r.pending.len() >= WINDOW {
+                    let window = if ctl.burst.load(Ordering::SeqCst) { BURST_WINDOW } else { WINDOW };
+                    if r.pending.len() >= window {
                         continue;
                     }
                     *next_id += 1;
@@ -783,8 +790,12 @@ async fn connection(
 }
 
 /// Time until a client's next send.
-fn pause(rng: &mut StdRng) -> Duration {
-    Duration::from_millis(rng.gen_range(80..400))
+fn pause(rng: &mut StdRng, ctl: &Ctl) -> Duration {
+    if ctl.burst.load(Ordering::SeqCst) {
+        Duration::from_millis(rng.gen_range(0..4))
+    } else {
+        Duration::from_millis(rng.gen_range(80..400))
+    }
 }
 
 /// Applies one server frame to the client's record, judging it.
@@ -970,6 +981,9 @@ struct Faults {
     restarts_same: u32,
     restarts_new: u32,
     redis_pauses: u32,
+    checkpoints: u32,
+    /// Deliveries missing at checkpoints.
+    lost: usize,
     next_node: u32,
 }
 
@@ -1003,17 +1017,230 @@ fn set_state(slots: &Slots, id: &str, addr: &str, state: NodeState) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_faults(
+/// Everything the checks need: the clients' records, the users and the groups.
+struct World {
+    records: Vec<Arc<Mutex<Record>>>,
+    users: Vec<TestUser>,
+    /// Community id → member user ids.
+    members: BTreeMap<i64, BTreeSet<i64>>,
+    slots: Slots,
+    ctl: Arc<Ctl>,
+}
+
+/// What a settle found.
+#[derive(Default)]
+struct Settled {
+    acked: usize,
+    stored: usize,
+    deliveries: usize,
+    lost: Vec<String>,
+    problems: Vec<String>,
+}
+
+/// Waits until every pending send is acked, reads every conversation from the database and
+/// waits until every participant holds all of it, with no new sends to repair any gap (the
+/// caller stopped them). Lost deliveries and inconsistencies are returned, not asserted.
+async fn settle(c: &Cluster, w: &World, what: &str) -> Settled {
+    let mut out = Settled::default();
+    let unacked = || -> Vec<String> {
+        w.records
+            .iter()
+            .flat_map(|r| {
+                r.lock()
+                    .expect("record")
+                    .pending
+                    .values()
+                    .map(|(id, _)| id.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let end = Instant::now() + ACK_DEADLINE;
+    let mut left = unacked();
+    while !left.is_empty() && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        left = unacked();
+    }
+    if !left.is_empty() {
+        out.problems.push(format!(
+            "{what}: {} sends never acked within {ACK_DEADLINE:?}: {:?}",
+            left.len(),
+            &left[..left.len().min(20)]
+        ));
+    }
+
+    // The truth: every conversation's stored messages.
+    let mut participants: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let mut acked_all: Vec<(i64, Acked)> = Vec::new();
+    for (i, r) in w.records.iter().enumerate() {
+        for a in &r.lock().expect("record").acked {
+            acked_all.push((w.users[i].id, a.clone()));
+        }
+    }
+    for (_, a) in &acked_all {
+        let who: BTreeSet<i64> = if let Some(g) = a.conversation.strip_prefix("g:") {
+            w.members[&g.parse::<i64>().expect("group id")].clone()
+        } else {
+            a.conversation
+                .strip_prefix("p:")
+                .expect("p: or g:")
+                .split(':')
+                .map(|u| u.parse::<i64>().expect("user id"))
+                .collect()
+        };
+        participants.insert(a.conversation.clone(), who);
+    }
+    let by_id: HashMap<i64, &TestUser> = w.users.iter().map(|u| (u.id, u)).collect();
+    let mut truth: BTreeMap<String, BTreeMap<i64, (String, i64)>> = BTreeMap::new();
+    for (conv, who) in &participants {
+        let viewer = by_id[who.iter().next().expect("a participant")];
+        truth.insert(conv.clone(), history(&c.nodes[0], viewer, conv).await);
+    }
+    out.acked = acked_all.len();
+    out.stored = truth.values().map(BTreeMap::len).sum();
+    for (conv, msgs) in &truth {
+        let seqs: Vec<i64> = msgs.keys().copied().collect();
+        if seqs != (1..=seqs.len() as i64).collect::<Vec<_>>() {
+            out.problems
+                .push(format!("{what}: {conv}: stored seqs are not 1..n: {seqs:?}"));
+        }
+    }
+    let mut acked_keys = HashSet::new();
+    for (from, a) in &acked_all {
+        acked_keys.insert((a.conversation.clone(), a.seq));
+        match truth.get(&a.conversation).and_then(|m| m.get(&a.seq)) {
+            Some((msg_id, sender)) if *msg_id == a.msg_id && sender == from => {}
+            other => out.problems.push(format!(
+                "{what}: acked {} ({} seq {} {}) is stored as {other:?}",
+                a.id, a.conversation, a.seq, a.msg_id
+            )),
+        }
+    }
+    if acked_keys.len() != out.stored {
+        out.problems.push(format!(
+            "{what}: {} messages stored but {} distinct acks (a send stored twice, or stored \
+             unacked)",
+            out.stored,
+            acked_keys.len()
+        ));
+    }
+
+    // Every participant holds every stored message (waiting, with a deadline).
+    let missing = || -> Vec<String> {
+        let mut gaps = Vec::new();
+        for (i, r) in w.records.iter().enumerate() {
+            let r = r.lock().expect("record");
+            for (conv, msgs) in &truth {
+                if !participants[conv].contains(&w.users[i].id) {
+                    continue;
+                }
+                let held = r.held.get(conv);
+                for (seq, (msg_id, _)) in msgs {
+                    match held.and_then(|h| h.get(seq)) {
+                        Some(m) if m == msg_id => {}
+                        Some(m) => gaps.push(format!("u{i}: {conv} seq {seq} is {m}, stored {msg_id}")),
+                        None => gaps.push(format!("u{i}: {conv} seq {seq} missing")),
+                    }
+                }
+            }
+        }
+        gaps
+    };
+    let end = Instant::now() + DELIVERY_DEADLINE;
+    out.lost = missing();
+    while !out.lost.is_empty() && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        out.lost = missing();
+    }
+    out.deliveries = truth
+        .iter()
+        .map(|(conv, msgs)| msgs.len() * (participants[conv].len() - 1))
+        .sum();
+    if !out.lost.is_empty() {
+        out.problems.push(format!(
+            "{what}: {} deliveries missing after {DELIVERY_DEADLINE:?} (lost), e.g. {:?}",
+            out.lost.len(),
+            &out.lost[..out.lost.len().min(20)]
+        ));
+    }
+    out
+}
+
+/// Lets the clients send as fast as they can for [`BURST`] (the next fault hits the burst).
+async fn burst(ctl: &Ctl) {
+    ctl.burst.store(true, Ordering::SeqCst);
+    tokio::time::sleep(BURST).await;
+    ctl.burst.store(false, Ordering::SeqCst);
+}
+
+/// SIGKILLs a random node (never the last one running).
+fn kill_one(c: &mut Cluster, w: &World, rng: &mut StdRng, down: &mut Vec<String>, f: &mut Faults) {
+    let Some(i) = victim(c, rng) else { return };
+    let addr = c.nodes[i].addr.clone();
+    // Down before the kill, so no client takes its broken socket for a bug.
+    set_state(&w.slots, &c.ids[i], &addr, NodeState::Down);
+    let (id, _) = c.kill(i);
+    f.kills += 1;
+    down.push(id.clone());
+    say!(w.ctl, "SIGKILL {id} ({addr})");
+}
+
+/// SIGTERMs a random node (never the last one running) and waits until it is gone.
+async fn term_one(
     c: &mut Cluster,
-    redis: &Redis,
-    plan: &Plan,
-    slots: &Slots,
-    ctl: &Ctl,
+    w: &World,
     rng: &mut StdRng,
     down: &mut Vec<String>,
     f: &mut Faults,
 ) {
+    let Some(i) = victim(c, rng) else { return };
+    let addr = c.nodes[i].addr.clone();
+    let id = c.ids[i].clone();
+    set_state(&w.slots, &id, &addr, NodeState::Stopping);
+    say!(w.ctl, "SIGTERM {id} ({addr})");
+    let started = Instant::now();
+    let (_, status) = c.terminate(i).await;
+    set_state(&w.slots, &id, &addr, NodeState::Down);
+    f.sigterms += 1;
+    down.push(id.clone());
+    say!(
+        w.ctl,
+        "{id} exited after {:.1}s: {status:?}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        status.success(),
+        "{id} exited badly after SIGTERM: {status:?}"
+    );
+}
+
+/// Starts a node with `id` and lets the clients know.
+async fn start_one(c: &mut Cluster, w: &World, id: &str) -> String {
+    c.start_node(id).await;
+    let addr = c.nodes.last().expect("started").addr.clone();
+    w.slots.lock().expect("slots").push(Slot {
+        id: id.to_string(),
+        addr: addr.clone(),
+        state: NodeState::Up,
+    });
+    addr
+}
+
+/// The chaos phase: the seeded fault schedule until `secs` have passed. Some node faults are
+/// checkpoints: sending stops just before the fault, and every message acked by then must
+/// reach every participant with no later message to reveal a gap.
+#[allow(clippy::too_many_arguments)]
+async fn run_faults(
+    c: &mut Cluster,
+    w: &World,
+    redis: &Redis,
+    plan: &Plan,
+    rng: &mut StdRng,
+    down: &mut Vec<String>,
+    f: &mut Faults,
+    problems: &mut Vec<String>,
+) {
+    let ctl = &w.ctl;
     let end = Instant::now() + Duration::from_secs(plan.secs);
     // Each kind of fault at least once, early, in a seeded order; then at random.
     let mut todo = vec![Fault::Kill, Fault::Term];
@@ -1035,13 +1262,7 @@ async fn run_faults(
                 f.next_node += 1;
                 format!("n{}-{tag}", f.next_node)
             };
-            c.start_node(&id).await;
-            let addr = c.nodes.last().expect("started").addr.clone();
-            slots.lock().expect("slots").push(Slot {
-                id: id.clone(),
-                addr: addr.clone(),
-                state: NodeState::Up,
-            });
+            let addr = start_one(c, w, &id).await;
             say!(ctl, "restart: {id} (was {old}) on {addr}");
             continue;
         }
@@ -1053,38 +1274,16 @@ async fn run_faults(
             };
             *all.choose(rng).expect("a fault")
         });
+        let checkpoint = fault != Fault::PauseRedis && c.nodes.len() > 1 && rng.gen_bool(0.3);
+        if fault != Fault::PauseRedis {
+            burst(ctl).await;
+        }
+        if checkpoint {
+            ctl.sending.store(false, Ordering::SeqCst);
+        }
         match fault {
-            Fault::Kill => {
-                let Some(i) = victim(c, rng) else { continue };
-                let addr = c.nodes[i].addr.clone();
-                // Down before the kill, so no client takes its broken socket for a bug.
-                set_state(slots, &c.ids[i], &addr, NodeState::Down);
-                let (id, _) = c.kill(i);
-                f.kills += 1;
-                down.push(id.clone());
-                say!(ctl, "SIGKILL {id} ({addr})");
-            }
-            Fault::Term => {
-                let Some(i) = victim(c, rng) else { continue };
-                let addr = c.nodes[i].addr.clone();
-                let id = c.ids[i].clone();
-                set_state(slots, &id, &addr, NodeState::Stopping);
-                say!(ctl, "SIGTERM {id} ({addr})");
-                let started = Instant::now();
-                let (_, status) = c.terminate(i).await;
-                set_state(slots, &id, &addr, NodeState::Down);
-                f.sigterms += 1;
-                down.push(id.clone());
-                say!(
-                    ctl,
-                    "{id} exited after {:.1}s: {status:?}",
-                    started.elapsed().as_secs_f64()
-                );
-                assert!(
-                    status.success(),
-                    "{id} exited badly after SIGTERM: {status:?}"
-                );
-            }
+            Fault::Kill => kill_one(c, w, rng, down, f),
+            Fault::Term => term_one(c, w, rng, down, f).await,
             Fault::PauseRedis => {
                 // Past the heartbeat timeout: frames stuck behind Redis would cost connections.
                 let secs = rng.gen_range(HEARTBEAT_TIMEOUT_SECS + 1..=HEARTBEAT_TIMEOUT_SECS + 3);
@@ -1099,6 +1298,21 @@ async fn run_faults(
                 ctl.redis_paused.store(false, Ordering::SeqCst);
                 say!(ctl, "SIGCONT redis");
             }
+        }
+        if checkpoint {
+            f.checkpoints += 1;
+            let what = format!("checkpoint {} (after {fault:?})", f.checkpoints);
+            let s = settle(c, w, &what).await;
+            say!(
+                ctl,
+                "{what}: {} acked, {} deliveries, {} lost",
+                s.acked,
+                s.deliveries,
+                s.lost.len()
+            );
+            f.lost += s.lost.len();
+            problems.extend(s.problems);
+            ctl.sending.store(true, Ordering::SeqCst);
         }
     }
 }
@@ -1120,9 +1334,15 @@ async fn chaos_inside_namespace() {
         offline: (0..plan.clients).map(|_| AtomicBool::new(false)).collect(),
         stop: AtomicBool::new(false),
         redis_paused: AtomicBool::new(false),
+        burst: AtomicBool::new(false),
         started: Instant::now(),
     });
-    say!(ctl, "seed {} ({plan:?})", plan.seed);
+    say!(
+        ctl,
+        "seed {} ({plan:?}), server {}",
+        plan.seed,
+        common::server_bin().display()
+    );
     let mut rng = StdRng::seed_from_u64(plan.seed);
 
     let iptables = netns::drop_udp_here(&plan.loss);
@@ -1232,163 +1452,52 @@ async fn chaos_inside_namespace() {
         restarts_same: 0,
         restarts_new: 0,
         redis_pauses: 0,
+        checkpoints: 0,
+        lost: 0,
         next_node: 2,
     };
+    let w = World {
+        records,
+        users,
+        members,
+        slots,
+        ctl: ctl.clone(),
+    };
+    let mut problems: Vec<String> = Vec::new();
     let mut down = Vec::new();
     run_faults(
         &mut c,
+        &w,
         &redis,
         &plan,
-        &slots,
-        &ctl,
         &mut rng,
         &mut down,
         &mut faults,
+        &mut problems,
     )
     .await;
 
-    // Calm: every node back (same id), no new sends, every pending send acked.
+    // The end: a burst, sending stops, one last node fault right away (what was acked just
+    // before it has no later message to reveal a gap), every node back (same id), then settle.
+    burst(&ctl).await;
+    ctl.sending.store(false, Ordering::SeqCst);
+    if rng.gen_bool(0.5) {
+        kill_one(&mut c, &w, &mut rng, &mut down, &mut faults);
+    } else {
+        term_one(&mut c, &w, &mut rng, &mut down, &mut faults).await;
+    }
     for id in std::mem::take(&mut down) {
-        c.start_node(&id).await;
-        let addr = c.nodes.last().expect("started").addr.clone();
-        slots.lock().expect("slots").push(Slot {
-            id: id.clone(),
-            addr: addr.clone(),
-            state: NodeState::Up,
-        });
+        let addr = start_one(&mut c, &w, &id).await;
         faults.restarts_same += 1;
         say!(ctl, "restart after the chaos: {id} on {addr}");
     }
     c.wait_full_mesh().await;
-    ctl.sending.store(false, Ordering::SeqCst);
     say!(ctl, "chaos over; {} nodes: {:?}", c.nodes.len(), c.ids);
-    let unacked = |records: &[Arc<Mutex<Record>>]| -> usize {
-        records
-            .iter()
-            .map(|r| r.lock().expect("record").pending.len())
-            .sum()
-    };
-    let end = Instant::now() + ACK_DEADLINE;
-    while unacked(&records) > 0 && Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut problems: Vec<String> = Vec::new();
-    let left = unacked(&records);
-    if left > 0 {
-        let which: Vec<String> = records
-            .iter()
-            .flat_map(|r| {
-                r.lock()
-                    .expect("record")
-                    .pending
-                    .values()
-                    .map(|(id, _)| id.clone())
-                    .collect::<Vec<_>>()
-            })
-            .take(20)
-            .collect();
-        problems.push(format!(
-            "{left} sends never acked within {ACK_DEADLINE:?}: {which:?}"
-        ));
-    }
-    say!(
-        ctl,
-        "every send answered; reading the truth from the database"
-    );
-
-    // The truth: every conversation's stored messages.
-    let mut participants: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
-    let mut acked_all: Vec<(i64, Acked)> = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        for a in &r.lock().expect("record").acked {
-            acked_all.push((users[i].id, a.clone()));
-        }
-    }
-    for (_, a) in &acked_all {
-        let who: BTreeSet<i64> = if let Some(g) = a.conversation.strip_prefix("g:") {
-            members[&g.parse::<i64>().expect("group id")].clone()
-        } else {
-            a.conversation
-                .strip_prefix("p:")
-                .expect("p: or g:")
-                .split(':')
-                .map(|u| u.parse::<i64>().expect("user id"))
-                .collect()
-        };
-        participants.insert(a.conversation.clone(), who);
-    }
-    let by_id: HashMap<i64, &TestUser> = users.iter().map(|u| (u.id, u)).collect();
-    let mut truth: BTreeMap<String, BTreeMap<i64, (String, i64)>> = BTreeMap::new();
-    for (conv, who) in &participants {
-        let viewer = by_id[who.iter().next().expect("a participant")];
-        truth.insert(conv.clone(), history(&c.nodes[0], viewer, conv).await);
-    }
-    let stored: usize = truth.values().map(BTreeMap::len).sum();
-    for (conv, msgs) in &truth {
-        let seqs: Vec<i64> = msgs.keys().copied().collect();
-        if seqs != (1..=seqs.len() as i64).collect::<Vec<_>>() {
-            problems.push(format!("{conv}: stored seqs are not 1..n: {seqs:?}"));
-        }
-    }
-    let mut acked_keys = HashSet::new();
-    for (from, a) in &acked_all {
-        acked_keys.insert((a.conversation.clone(), a.seq));
-        match truth.get(&a.conversation).and_then(|m| m.get(&a.seq)) {
-            Some((msg_id, sender)) if *msg_id == a.msg_id && sender == from => {}
-            other => problems.push(format!(
-                "acked {} ({} seq {} {}) is stored as {other:?}",
-                a.id, a.conversation, a.seq, a.msg_id
-            )),
-        }
-    }
-    if acked_keys.len() != stored {
-        problems.push(format!(
-            "{} messages stored but {} distinct acks (a send stored twice, or stored unacked)",
-            stored,
-            acked_keys.len()
-        ));
-    }
-
-    // Every participant holds every stored message (waiting, with a deadline).
-    let missing = |records: &[Arc<Mutex<Record>>]| -> Vec<String> {
-        let mut out = Vec::new();
-        for (i, r) in records.iter().enumerate() {
-            let r = r.lock().expect("record");
-            for (conv, msgs) in &truth {
-                if !participants[conv].contains(&users[i].id) {
-                    continue;
-                }
-                let held = r.held.get(conv);
-                for (seq, (msg_id, _)) in msgs {
-                    match held.and_then(|h| h.get(seq)) {
-                        Some(m) if m == msg_id => {}
-                        Some(m) => {
-                            out.push(format!("u{i}: {conv} seq {seq} is {m}, stored {msg_id}"))
-                        }
-                        None => out.push(format!("u{i}: {conv} seq {seq} missing")),
-                    }
-                }
-            }
-        }
-        out
-    };
-    let end = Instant::now() + DELIVERY_DEADLINE;
-    let mut lost = missing(&records);
-    while !lost.is_empty() && Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        lost = missing(&records);
-    }
-    let deliveries: usize = truth
-        .iter()
-        .map(|(conv, msgs)| msgs.len() * (participants[conv].len() - 1))
-        .sum();
-    if !lost.is_empty() {
-        problems.push(format!(
-            "{} deliveries missing after {DELIVERY_DEADLINE:?} (lost), e.g. {:?}",
-            lost.len(),
-            &lost[..lost.len().min(20)]
-        ));
-    }
+    let fin = settle(&c, &w, "the end").await;
+    problems.extend(fin.problems.iter().cloned());
+    let (stored, deliveries, lost) = (fin.stored, fin.deliveries, &fin.lost);
+    let records = &w.records;
+    let users = &w.users;
     say!(ctl, "deliveries checked; presence next");
 
     // Presence: a third of the clients go offline; every live node must say so, and that
@@ -1410,7 +1519,6 @@ async fn chaos_inside_namespace() {
         },
     )
     .await;
-    let ids: Vec<String> = users.iter().map(|u| u.id.to_string()).collect();
     let want: BTreeMap<i64, bool> = users
         .iter()
         .enumerate()
@@ -1421,17 +1529,13 @@ async fn chaos_inside_namespace() {
     loop {
         presence_wrong = Vec::new();
         for (node, id) in c.nodes.iter().zip(&c.ids) {
-            for chunk in ids.chunks(100) {
-                let r = node
-                    .get(&format!("/api/users?ids={}", chunk.join(",")), users[0].t())
-                    .await;
+            // One user at a time (`GET /api/users/{id}`), which every build has.
+            for (uid, want) in &want {
+                let r = node.get(&format!("/api/users/{uid}"), users[0].t()).await;
                 r.expect(200);
-                for u in r.json().as_array().expect("users") {
-                    let uid = u["id"].as_i64().expect("id");
-                    let online = u["online"].as_bool().expect("online");
-                    if want.get(&uid) != Some(&online) {
-                        presence_wrong.push(format!("{id} says user {uid} online={online}"));
-                    }
+                let online = r.json()["online"].as_bool().expect("online");
+                if online != *want {
+                    presence_wrong.push(format!("{id} says user {uid} online={online}"));
                 }
             }
         }
@@ -1477,7 +1581,7 @@ async fn chaos_inside_namespace() {
              {slowest_paused_ms} ms); frames must not wait on a hung Redis or a dead peer"
         ));
     }
-    for r in &records {
+    for r in records {
         problems.extend(r.lock().expect("record").problems.iter().cloned());
     }
     let counters = netns::run(&[iptables, "-L", "INPUT", "-v", "-n", "-x"]);
@@ -1492,7 +1596,8 @@ async fn chaos_inside_namespace() {
         "chaos summary: seed={} secs={} clients={} | messages acked={} (sends made={sends}, \
          stored={stored}) deliveries checked={deliveries} | kills={} sigterms={} restarts={} \
          (same id {}, new id {}) redis pauses={} udp loss={} (datagrams dropped={udp_dropped}, \
-         re-sent by survivors={resent_packets}) | lost={} duplicated={duplicated} \
+         re-sent by survivors={resent_packets}) | lost={} (checkpoints: {} and the end) \
+         duplicated={duplicated} \
          reordered={reordered} | refused: unavailable while stopping={refused_expected}, \
          other={refused_unexpected} | reconnects={} sends repeated={resent} re-sent on \
          reconnect after the read cursor={redelivered} | closed by a healthy node=\
@@ -1501,7 +1606,7 @@ async fn chaos_inside_namespace() {
         plan.seed,
         plan.secs,
         plan.clients,
-        acked_all.len(),
+        fin.acked,
         faults.kills,
         faults.sigterms,
         faults.restarts_same + faults.restarts_new,
@@ -1509,7 +1614,8 @@ async fn chaos_inside_namespace() {
         faults.restarts_new,
         faults.redis_pauses,
         plan.loss,
-        lost.len(),
+        lost.len() + faults.lost,
+        faults.checkpoints,
         connects.saturating_sub(plan.clients as u64),
         presence_wrong.len(),
     );
@@ -1537,7 +1643,7 @@ async fn chaos_inside_namespace() {
         problems.len(),
         problems.join("\n  ")
     );
-    assert_eq!(acked_all.len() as u64, sends, "every send made was acked");
+    assert_eq!(fin.acked as u64, sends, "every send made was acked");
     assert!(
         faults.kills >= 1 && faults.sigterms >= 1,
         "the schedule ran too short"

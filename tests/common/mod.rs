@@ -271,7 +271,7 @@ impl Server {
         let log_path = dir.path().join("stderr.log");
         let log = std::fs::File::create(&log_path).expect("create stderr log");
 
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chorus"));
+        let mut cmd = Command::new(server_bin());
         cmd.current_dir(dir.path())
             .env("CHORUS__SERVER__ADDR", "127.0.0.1:0")
             .env("CHORUS__DATABASE__URL", &db.url)
@@ -592,6 +592,15 @@ impl Drop for Server {
                 self.stderr()
             );
         }
+    }
+}
+
+/// The `chorus` binary the harness runs: this build's, or `CHORUS_TEST_BIN` (another build,
+/// say an older commit's, to show that a test fails there).
+pub fn server_bin() -> PathBuf {
+    match std::env::var_os("CHORUS_TEST_BIN") {
+        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_chorus")),
     }
 }
 
