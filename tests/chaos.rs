@@ -24,12 +24,19 @@
 //! - **reordered**: a message below one already received on the same connection;
 //! - **lost**: a stored message (every acked one is) that a participant does not hold when the
 //!   deadline passes;
-//! - **refused**: any `error` frame but `unavailable` from a node that was being stopped.
+//! - **refused**: any `error` frame but `unavailable` from a node that was being stopped;
+//! - a connection closed or dropped by a node that was up, or a heartbeat answered later than
+//!   [`SLOWEST_HEARTBEAT`] (frames waiting on a hung Redis).
+//!
+//! Each node fault comes after a one-second burst (many sends in flight when it hits), and some
+//! are checkpoints: sending stops at the fault, and everything acked by then must reach every
+//! participant with no later message to reveal a gap; the end is one too.
 //!
 //! Knobs (environment, read by the outer run and passed in): `CHORUS_CHAOS_SEED` (replays a
 //! schedule; printed at the start), `CHORUS_CHAOS_SECS` (length of the chaos phase, default 30),
 //! `CHORUS_CHAOS_CLIENTS` (default 16), `CHORUS_CHAOS_LOSS` (UDP loss, default 0.15),
-//! `CHORUS_CHAOS_REDIS_PAUSE` (`0` to leave Redis alone). `make chaos` is the long form.
+//! `CHORUS_CHAOS_REDIS_PAUSE` (`0` to leave Redis alone), `CHORUS_TEST_BIN` (another build of
+//! the server, say an older commit's). `make chaos` is the long form.
 //!
 //! Needs root, `ip`, `iptables`, PostgreSQL's server binaries and `redis-server`: without them
 //! the test prints a loud warning and skips, except under `CI`, where it fails.
@@ -1101,8 +1108,9 @@ async fn settle(c: &Cluster, w: &World, what: &str) -> Settled {
     for (conv, msgs) in &truth {
         let seqs: Vec<i64> = msgs.keys().copied().collect();
         if seqs != (1..=seqs.len() as i64).collect::<Vec<_>>() {
-            out.problems
-                .push(format!("{what}: {conv}: stored seqs are not 1..n: {seqs:?}"));
+            out.problems.push(format!(
+                "{what}: {conv}: stored seqs are not 1..n: {seqs:?}"
+            ));
         }
     }
     let mut acked_keys = HashSet::new();
@@ -1138,7 +1146,9 @@ async fn settle(c: &Cluster, w: &World, what: &str) -> Settled {
                 for (seq, (msg_id, _)) in msgs {
                     match held.and_then(|h| h.get(seq)) {
                         Some(m) if m == msg_id => {}
-                        Some(m) => gaps.push(format!("u{i}: {conv} seq {seq} is {m}, stored {msg_id}")),
+                        Some(m) => {
+                            gaps.push(format!("u{i}: {conv} seq {seq} is {m}, stored {msg_id}"))
+                        }
                         None => gaps.push(format!("u{i}: {conv} seq {seq} missing")),
                     }
                 }
