@@ -3,7 +3,7 @@
 //! Dispatch hands accepted sends to a single task through a bounded channel. The task takes
 //! whatever is waiting (up to [`MAX_BATCH`]), checks recipients and membership for the whole
 //! batch at once, stores the batch in one transaction, and only then, in seq order, acks each
-//! sender and queues the message for the recipients' Nodes. Store before ack; ack before
+//! sender and queues the message for the recipients' connections. Store before ack; ack before
 //! delivery; one writer per node, so local delivery order is seq order.
 //!
 //! One bad send fails only itself: what a backend cannot store is refused before batching
@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fanout::{Fanout, Notice, Scope};
 use crate::frame::{Media, ServerFrame};
-use crate::hub::{Node, Outgoing};
+use crate::hub::{Conn, Outgoing};
 use crate::ids::{CommunityId, ConversationId, UserId};
 use crate::metrics::Metrics;
 use crate::store::{Appended, NewMessage, Store, StoredMessage};
@@ -99,7 +99,7 @@ pub fn storable(client_id: Option<&str>, content: &str) -> Result<(), SendError>
 /// Who hears the outcome of a send.
 pub enum Origin {
     /// A websocket client: it gets an `ack` or an `error` frame.
-    Node(Arc<Node>),
+    Conn(Arc<Conn>),
     /// An HTTP handler waiting for the stored message.
     Caller(oneshot::Sender<Result<StoredMessage, SendError>>),
 }
@@ -339,8 +339,8 @@ async fn commit(
             }
         };
         let message = appended.message;
-        let origin_node = match &s.origin {
-            Origin::Node(node) => Some(node.id),
+        let origin_conn = match &s.origin {
+            Origin::Conn(conn) => Some(conn.id),
             Origin::Caller(_) => None,
         };
         reply(s.origin, s.client_id, s.message_id, Ok(message.clone()));
@@ -353,7 +353,7 @@ async fn commit(
             Target::User(_) | Target::System(_) => None,
         };
         let scope = Scope {
-            except: origin_node,
+            except: origin_conn,
             participants,
         };
         w.fanout.announce(Notice::message(&message), scope).await;
@@ -465,7 +465,7 @@ fn reply(
     result: Result<StoredMessage, SendError>,
 ) {
     match origin {
-        Origin::Node(node) => {
+        Origin::Conn(conn) => {
             let waits_as = client_id.clone().or(message_id);
             let out = match result {
                 Ok(m) => Outgoing::Ack {
@@ -484,7 +484,7 @@ fn reply(
                 },
                 Err(e) => {
                     if let Some(id) = &waits_as {
-                        node.settle(id);
+                        conn.settle(id);
                     }
                     ServerFrame::Error {
                         id: client_id,
@@ -494,7 +494,7 @@ fn reply(
                     .into()
                 }
             };
-            node.push(out);
+            conn.push(out);
         }
         Origin::Caller(tx) => {
             let _ = tx.send(result);

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::commit::{Origin, SendError, Submission, Target};
 use crate::fanout::{participants, participates, Notice, Scope};
 use crate::frame::{ClientFrame, Media, ServerFrame};
-use crate::hub::{Node, Outgoing};
+use crate::hub::{Conn, Outgoing};
 use crate::ids::{ConversationId, Seq, UserId};
 use crate::store::StoreError;
 
@@ -97,18 +97,18 @@ pub fn parse(text: &str) -> Result<ClientFrame, (FrameError, Option<String>)> {
     }
 }
 
-/// Handles one frame from `node`. Errors go back to that Node only.
-pub async fn dispatch(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) {
+/// Handles one frame from `conn`. Errors go back to that connection only.
+pub async fn dispatch(app: &Arc<App>, conn: &Arc<Conn>, frame: ClientFrame) {
     let id = match &frame {
         ClientFrame::Private { id, .. } | ClientFrame::Group { id, .. } => id.clone(),
         _ => None,
     };
-    if let Err(err) = handle(app, node, frame).await {
-        node.push(err.to_outgoing(id));
+    if let Err(err) = handle(app, conn, frame).await {
+        conn.push(err.to_outgoing(id));
     }
 }
 
-async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<(), FrameError> {
+async fn handle(app: &Arc<App>, conn: &Arc<Conn>, frame: ClientFrame) -> Result<(), FrameError> {
     match frame {
         ClientFrame::Private {
             id,
@@ -116,29 +116,29 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
             media,
             content,
         } => {
-            if to == node.user {
+            if to == conn.user {
                 return Err(FrameError::SelfMessage);
             }
-            send(app, node, id, Target::User(to), media, content).await
+            send(app, conn, id, Target::User(to), media, content).await
         }
         ClientFrame::Group {
             id,
             to,
             media,
             content,
-        } => send(app, node, id, Target::Community(to), media, content).await,
+        } => send(app, conn, id, Target::Community(to), media, content).await,
         ClientFrame::Heartbeat => {
-            node.push(ServerFrame::Heartbeat.into());
+            conn.push(ServerFrame::Heartbeat.into());
             Ok(())
         }
-        ClientFrame::Read { conversation, seq } => read(app, node, conversation, seq).await,
+        ClientFrame::Read { conversation, seq } => read(app, conn, conversation, seq).await,
         ClientFrame::Typing {
             to,
             community,
             stop,
         } => {
             let conversation = match (to, community) {
-                (Some(to), None) if to != node.user => ConversationId::private(node.user, to),
+                (Some(to), None) if to != conn.user => ConversationId::private(conn.user, to),
                 (None, Some(c)) => ConversationId::Group(c),
                 _ => {
                     return Err(FrameError::Invalid(
@@ -146,9 +146,9 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
                     ))
                 }
             };
-            let audience = audience(app, node.user, conversation).await?;
+            let audience = audience(app, conn.user, conversation).await?;
             let typing = Notice::Typing {
-                from: node.user,
+                from: conn.user,
                 conversation,
                 stop,
             };
@@ -162,17 +162,17 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
         ClientFrame::Sync { after } => {
             for (conversation, seq) in after {
                 if seq.0 < 0 {
-                    node.push(
+                    conn.push(
                         FrameError::Invalid(format!("after for {conversation} must be 0 or more"))
                             .to_outgoing(None),
                     );
                     continue;
                 }
-                if !participates(&app.store, node.user, conversation).await? {
-                    node.push(FrameError::NotAParticipant(conversation).to_outgoing(None));
+                if !participates(&app.store, conn.user, conversation).await? {
+                    conn.push(FrameError::NotAParticipant(conversation).to_outgoing(None));
                     continue;
                 }
-                node.push(Outgoing::Sync {
+                conn.push(Outgoing::Sync {
                     conversation,
                     after: seq,
                 });
@@ -185,7 +185,7 @@ async fn handle(app: &Arc<App>, node: &Arc<Node>, frame: ClientFrame) -> Result<
 /// Validates a send and hands it to the writer; the ack or error comes from there.
 async fn send(
     app: &Arc<App>,
-    node: &Arc<Node>,
+    conn: &Arc<Conn>,
     id: Option<String>,
     target: Target,
     media: Media,
@@ -225,13 +225,13 @@ async fn send(
     let message_id = id.is_none().then(|| uuid::Uuid::new_v4().to_string());
     let settle = id.clone().or(message_id.clone());
     if let Some(key) = &settle {
-        node.expect_ack(key);
+        conn.expect_ack(key);
     }
     let submitted = app
         .committer
         .submit(Submission {
-            origin: Origin::Node(node.clone()),
-            sender: Some(node.user),
+            origin: Origin::Conn(conn.clone()),
+            sender: Some(conn.user),
             client_id: id,
             target,
             media,
@@ -241,7 +241,7 @@ async fn send(
         .await;
     if submitted.is_err() {
         if let Some(id) = &settle {
-            node.settle(id);
+            conn.settle(id);
         }
     }
     Ok(submitted?)
@@ -250,28 +250,28 @@ async fn send(
 /// Moves the reader's cursor and tells the other participants (and the reader's other devices).
 async fn read(
     app: &Arc<App>,
-    node: &Arc<Node>,
+    conn: &Arc<Conn>,
     conversation: ConversationId,
     seq: Seq,
 ) -> Result<(), FrameError> {
-    let audience = audience(app, node.user, conversation).await?;
+    let audience = audience(app, conn.user, conversation).await?;
     let last = app.store.last_seq(conversation).await?;
     let seq = seq.min(last);
     if seq.0 <= 0
         || !app
             .store
-            .advance_read_cursor(node.user, conversation, seq)
+            .advance_read_cursor(conn.user, conversation, seq)
             .await?
     {
         return Ok(());
     }
     let read = Notice::Read {
         conversation,
-        user: node.user,
+        user: conn.user,
         seq,
     };
     let scope = Scope {
-        except: Some(node.id),
+        except: Some(conn.id),
         participants: Some(audience),
     };
     app.fanout.announce(read, scope).await;

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::cluster::{Cluster, Heard};
 use crate::frame::ServerFrame;
-use crate::hub::{CloseReason, Hub, NodeId, Outgoing};
+use crate::hub::{CloseReason, Hub, ConnId, Outgoing};
 use crate::ids::{ConversationId, UserId};
 use crate::store::{Store, StoreError};
 
@@ -27,7 +27,7 @@ pub use crate::notice::{Body, Notice};
 pub struct Scope {
     /// The connection that caused the notice and has its answer already (the ack of its own
     /// send, its own read): it hears nothing more.
-    pub except: Option<NodeId>,
+    pub except: Option<ConnId>,
     /// The conversation's participants, when the caller has just read them (saves a query).
     pub participants: Option<Vec<UserId>>,
 }

@@ -1,7 +1,7 @@
-//! The hub: every live websocket connection (a [`Node`]) on this server, by user.
+//! The hub: every live websocket connection (a [`Conn`]) on this server, by user.
 //!
-//! Delivery never waits on a client: frames go into each Node's bounded queue with `try_send`;
-//! a Node whose queue is full is closed (it catches up from storage when it reconnects), so one
+//! Delivery never waits on a client: frames go into each connection's bounded queue with `try_send`;
+//! a connection whose queue is full is closed (it catches up from storage when it reconnects), so one
 //! slow reader cannot hold up dispatch for anyone else.
 
 use std::collections::{HashMap, HashSet};
@@ -18,10 +18,10 @@ use crate::store::now_ms;
 
 /// A connection's id, unique on this server for its lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub u64);
+pub struct ConnId(pub u64);
 
-/// What goes into a Node's queue. Messages and acks carry their place in the conversation so
-/// the Node's `send_proc` can keep order and drop repeats.
+/// What goes into a connection's queue. Messages and acks carry their place in the conversation so
+/// the connection's `send_proc` can keep order and drop repeats.
 #[derive(Debug, Clone)]
 pub enum Outgoing {
     /// Any frame that needs no ordering (presence, typing, read, error, heartbeat).
@@ -34,7 +34,7 @@ pub enum Outgoing {
         seq: Seq,
         text: Arc<str>,
     },
-    /// The ack for this Node's own send; it counts as delivered for ordering.
+    /// The ack for this connection's own send; it counts as delivered for ordering.
     Ack {
         conversation: ConversationId,
         seq: Seq,
@@ -51,7 +51,7 @@ pub enum Outgoing {
     Resync,
     /// The `member` frame telling this user they joined a community: the group's conversation
     /// restarts at their read cursor (which the join put at its current end), not where this
-    /// Node left off before an earlier leave.
+    /// connection left off before an earlier leave.
     Joined {
         conversation: ConversationId,
         text: Arc<str>,
@@ -65,7 +65,7 @@ impl From<ServerFrame> for Outgoing {
     }
 }
 
-/// Why a Node was closed: a websocket close code and reason.
+/// Why a connection was closed: a websocket close code and reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseReason {
     pub code: u16,
@@ -121,8 +121,8 @@ impl CloseReason {
 
 /// One websocket connection: GinChat's `Node`, with a bounded queue instead of an unbounded one.
 #[derive(Debug)]
-pub struct Node {
-    pub id: NodeId,
+pub struct Conn {
+    pub id: ConnId,
     pub user: UserId,
     pub peer: Option<SocketAddr>,
     /// The hash of the token the connection was opened with (log-out closes it).
@@ -137,15 +137,15 @@ pub struct Node {
     /// Cancelled when the client is judged unable to take more: writes stop mid-way.
     abandoned: CancellationToken,
     close_reason: Mutex<Option<CloseReason>>,
-    /// Client ids of this Node's sends that are not acked yet: storage may show those messages
+    /// Client ids of this connection's sends that are not acked yet: storage may show those messages
     /// before their ack is queued, and the sender must get the ack, not a copy.
     pending: Mutex<HashSet<String>>,
 }
 
-impl Node {
-    /// A Node and the receiving end of its queue (for its `send_proc`).
+impl Conn {
+    /// A connection and the receiving end of its queue (for its `send_proc`).
     pub fn new(
-        id: NodeId,
+        id: ConnId,
         user: UserId,
         peer: Option<SocketAddr>,
         token_hash: String,
@@ -154,7 +154,7 @@ impl Node {
     ) -> (Arc<Self>, mpsc::Receiver<Outgoing>) {
         let (queue, rx) = mpsc::channel(queue_len.max(1));
         let now = now_ms();
-        let node = Arc::new(Self {
+        let conn = Arc::new(Self {
             id,
             user,
             peer,
@@ -168,7 +168,7 @@ impl Node {
             close_reason: Mutex::new(None),
             pending: Mutex::default(),
         });
-        (node, rx)
+        (conn, rx)
     }
 
     /// Records that the client said something (any frame counts as a heartbeat).
@@ -181,8 +181,8 @@ impl Node {
         self.last_seen.load(Ordering::Relaxed)
     }
 
-    /// Queues a frame without waiting; a full queue closes the Node. Returns whether it was
-    /// queued. A Node that is closing takes nothing more: what was queued before still goes
+    /// Queues a frame without waiting; a full queue closes the connection. Returns whether it was
+    /// queued. A connection that is closing takes nothing more: what was queued before still goes
     /// out, but a session that ended (log-out, deleted account) hears nothing after the end.
     pub fn push(&self, out: Outgoing) -> bool {
         if self.is_closing() {
@@ -192,7 +192,7 @@ impl Node {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(
-                    node = self.id.0,
+                    conn = self.id.0,
                     user = self.user.0,
                     "queue full: closing slow client"
                 );
@@ -203,7 +203,7 @@ impl Node {
         }
     }
 
-    /// Asks the Node's tasks to stop; the first reason given wins. A slow or silent client is
+    /// Asks the connection's tasks to stop; the first reason given wins. A slow or silent client is
     /// abandoned: nothing more is written to it, not even what is queued.
     pub fn close(&self, reason: CloseReason) {
         if let Ok(mut slot) = self.close_reason.lock() {
@@ -225,7 +225,7 @@ impl Node {
         self.abandoned.cancelled().await
     }
 
-    /// Notes a send of this Node waiting for its ack.
+    /// Notes a send of this connection waiting for its ack.
     pub fn expect_ack(&self, client_id: &str) {
         if let Ok(mut pending) = self.pending.lock() {
             pending.insert(client_id.to_owned());
@@ -247,169 +247,169 @@ impl Node {
             .unwrap_or(false)
     }
 
-    /// Resolves when the Node is asked to close.
+    /// Resolves when the connection is asked to close.
     pub async fn closing(&self) {
         self.closed.cancelled().await
     }
 
-    /// Whether the Node has been asked to close.
+    /// Whether the connection has been asked to close.
     pub fn is_closing(&self) -> bool {
         self.closed.is_cancelled()
     }
 
-    /// The reason given to [`Node::close`], if any.
+    /// The reason given to [`Conn::close`], if any.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.close_reason.lock().ok().and_then(|r| *r)
     }
 }
 
-/// The Nodes of this server, by user.
+/// The connections of this server, by user.
 #[derive(Default)]
 pub struct Hub {
-    nodes: RwLock<HashMap<UserId, Vec<Arc<Node>>>>,
+    conns: RwLock<HashMap<UserId, Vec<Arc<Conn>>>>,
     next_id: AtomicU64,
 }
 
 impl Hub {
     /// A fresh connection id.
-    pub fn next_id(&self) -> NodeId {
-        NodeId(self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
+    pub fn next_id(&self) -> ConnId {
+        ConnId(self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
-    /// Adds a Node; true when it is the user's first on this server.
-    pub fn register(&self, node: Arc<Node>) -> bool {
-        let mut map = self.nodes.write().unwrap_or_else(|p| p.into_inner());
-        let list = map.entry(node.user).or_default();
-        list.push(node);
+    /// Adds a connection; true when it is the user's first on this server.
+    pub fn register(&self, conn: Arc<Conn>) -> bool {
+        let mut map = self.conns.write().unwrap_or_else(|p| p.into_inner());
+        let list = map.entry(conn.user).or_default();
+        list.push(conn);
         list.len() == 1
     }
 
-    /// Removes a Node by id (never another connection of the same user); true when it was
+    /// Removes a connection by id (never another connection of the same user); true when it was
     /// the user's last on this server.
-    pub fn unregister(&self, node: &Node) -> bool {
-        let mut map = self.nodes.write().unwrap_or_else(|p| p.into_inner());
-        let Some(list) = map.get_mut(&node.user) else {
+    pub fn unregister(&self, conn: &Conn) -> bool {
+        let mut map = self.conns.write().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = map.get_mut(&conn.user) else {
             return false;
         };
         let before = list.len();
-        list.retain(|n| n.id != node.id);
+        list.retain(|n| n.id != conn.id);
         let removed = list.len() < before;
         if list.is_empty() {
-            map.remove(&node.user);
+            map.remove(&conn.user);
             return removed;
         }
         false
     }
 
-    /// Queues `out` on every Node of every one of `users` but `except` (one lock for all: a
+    /// Queues `out` on every connection of every one of `users` but `except` (one lock for all: a
     /// group's fan-out is a single pass).
     pub fn send_to_users(
         &self,
         users: impl IntoIterator<Item = UserId>,
         out: &Outgoing,
-        except: Option<NodeId>,
+        except: Option<ConnId>,
     ) {
-        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
         for user in users {
-            for node in map.get(&user).into_iter().flatten() {
-                if Some(node.id) != except {
-                    node.push(out.clone());
+            for conn in map.get(&user).into_iter().flatten() {
+                if Some(conn.id) != except {
+                    conn.push(out.clone());
                 }
             }
         }
     }
 
-    /// How many Nodes `user` has here.
+    /// How many connections `user` has here.
     pub fn count(&self, user: UserId) -> usize {
-        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
         map.get(&user).map_or(0, Vec::len)
     }
 
-    /// Whether `user` has a Node here.
+    /// Whether `user` has a connection here.
     pub fn has_user(&self, user: UserId) -> bool {
-        self.nodes
+        self.conns
             .read()
             .map(|m| m.contains_key(&user))
             .unwrap_or(false)
     }
 
-    /// The users with a Node here.
+    /// The users with a connection here.
     pub fn users(&self) -> Vec<UserId> {
-        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
         map.keys().copied().collect()
     }
 
-    /// Asks every Node to catch up from storage.
+    /// Asks every connection to catch up from storage.
     pub fn resync_all(&self) {
-        for node in self.all() {
-            node.push(Outgoing::Resync);
+        for conn in self.all() {
+            conn.push(Outgoing::Resync);
         }
     }
 
-    /// Every Node (for the heartbeat sweep and shutdown).
-    pub fn all(&self) -> Vec<Arc<Node>> {
-        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+    /// Every connection (for the heartbeat sweep and shutdown).
+    pub fn all(&self) -> Vec<Arc<Conn>> {
+        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
         map.values().flatten().cloned().collect()
     }
 
-    /// Closes every Node opened with this token (log-out, account deletion).
+    /// Closes every connection opened with this token (log-out, account deletion).
     pub fn close_session(&self, token_hash: &str, reason: CloseReason) {
-        for node in self
+        for conn in self
             .all()
             .into_iter()
             .filter(|n| n.token_hash == token_hash)
         {
-            node.close(reason);
+            conn.close(reason);
         }
     }
 
-    /// Closes every Node of a user but those opened with `keep` (a password change keeps the
+    /// Closes every connection of a user but those opened with `keep` (a password change keeps the
     /// session that made it).
     pub fn close_user_except(&self, user: UserId, keep: &str, reason: CloseReason) {
-        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
-        for node in map.get(&user).into_iter().flatten() {
-            if node.token_hash != keep {
-                node.close(reason);
+        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        for conn in map.get(&user).into_iter().flatten() {
+            if conn.token_hash != keep {
+                conn.close(reason);
             }
         }
     }
 
-    /// Closes every Node of a user.
+    /// Closes every connection of a user.
     pub fn close_user(&self, user: UserId, reason: CloseReason) {
-        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
-        for node in map.get(&user).into_iter().flatten() {
-            node.close(reason);
+        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        for conn in map.get(&user).into_iter().flatten() {
+            conn.close(reason);
         }
     }
 
-    /// Closes Nodes whose session ended by `now` (epoch ms), as a backstop to each
+    /// Closes connections whose session ended by `now` (epoch ms), as a backstop to each
     /// connection's own expiry timer. Returns how many.
     pub fn sweep_expired(&self, now: i64) -> usize {
-        let expired: Vec<Arc<Node>> = self
+        let expired: Vec<Arc<Conn>> = self
             .all()
             .into_iter()
             .filter(|n| n.expires_at <= now && !n.is_closing())
             .collect();
-        for node in &expired {
-            node.close(CloseReason::REVOKED);
+        for conn in &expired {
+            conn.close(CloseReason::REVOKED);
         }
         expired.len()
     }
 
-    /// Closes Nodes silent since before `deadline` (epoch ms). Returns how many.
+    /// Closes connections silent since before `deadline` (epoch ms). Returns how many.
     pub fn sweep(&self, deadline: i64) -> usize {
-        let stale: Vec<Arc<Node>> = self
+        let stale: Vec<Arc<Conn>> = self
             .all()
             .into_iter()
             .filter(|n| n.last_seen() < deadline && !n.is_closing())
             .collect();
-        for node in &stale {
+        for conn in &stale {
             tracing::info!(
-                node = node.id.0,
-                user = node.user.0,
+                conn = conn.id.0,
+                user = conn.user.0,
                 "heartbeat timeout: closing"
             );
-            node.close(CloseReason::IDLE);
+            conn.close(CloseReason::IDLE);
         }
         stale.len()
     }

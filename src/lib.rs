@@ -3,11 +3,11 @@
 //! The map, in the order a request travels:
 //! - [`http`]: warp filters for the REST API, uploads, the OpenAPI document and Swagger UI,
 //!   the web page, health and metrics;
-//! - [`ws`]: `GET /chat`, one [`hub::Node`] per connection with its `send_proc` (queue to
+//! - [`ws`]: `GET /chat`, one [`hub::Conn`] per connection with its `send_proc` (queue to
 //!   socket, in order, once) and `recv_proc` (socket to dispatch);
 //! - [`dispatch`]: what each client [`frame`] does;
 //! - [`commit`]: the group-commit writer: store a batch, then ack, then fan out;
-//! - [`hub`]: the Nodes on this server, by user, with bounded queues and the heartbeat sweep;
+//! - [`hub`]: the connections on this server, by user, with bounded queues and the heartbeat sweep;
 //! - [`cluster`]: peers sharing the database, over UDP broadcast or Redis pub/sub: sealed,
 //!   numbered packets, gap repair;
 //! - [`auth`]: Argon2id password hashes (a bounded number at once) and opaque session tokens;
@@ -256,8 +256,8 @@ impl Server {
                 tracing::warn!("cluster sender still busy after the grace period");
             }
         }
-        for node in self.app.hub.all() {
-            node.close(CloseReason::SHUTDOWN);
+        for conn in self.app.hub.all() {
+            conn.close(CloseReason::SHUTDOWN);
         }
         self.app.connections.close();
         if tokio::time::timeout(grace, self.app.connections.wait())

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 
-use crate::hub::NodeId;
+use crate::hub::ConnId;
 use crate::ids::UserId;
 use crate::store::now_ms;
 
@@ -31,7 +31,7 @@ pub const REDIS_BACKOFF: Duration = Duration::from_secs(2);
 /// In-memory presence: local connections by user, and the users each peer reported.
 #[derive(Default)]
 pub struct Local {
-    here: HashMap<UserId, HashSet<NodeId>>,
+    here: HashMap<UserId, HashSet<ConnId>>,
     peers: HashMap<String, HashSet<UserId>>,
 }
 
@@ -40,11 +40,11 @@ impl Local {
         self.here.contains_key(user) || self.peers.values().any(|s| s.contains(user))
     }
 
-    fn up(&mut self, user: UserId, id: NodeId) {
+    fn up(&mut self, user: UserId, id: ConnId) {
         self.here.entry(user).or_default().insert(id);
     }
 
-    fn down(&mut self, user: UserId, id: NodeId) {
+    fn down(&mut self, user: UserId, id: ConnId) {
         if let Some(set) = self.here.get_mut(&user) {
             set.remove(&id);
             if set.is_empty() {
@@ -131,12 +131,12 @@ impl Presence {
         })
     }
 
-    fn member(node_name: &str, id: NodeId) -> String {
+    fn member(node_name: &str, id: ConnId) -> String {
         format!("{node_name}:{}", id.0)
     }
 
     /// A connection of `user` opened (or sent a heartbeat).
-    pub async fn up(&self, user: UserId, id: NodeId) {
+    pub async fn up(&self, user: UserId, id: ConnId) {
         if let Ok(mut local) = self.local.lock() {
             local.up(user, id);
         }
@@ -152,7 +152,7 @@ impl Presence {
     }
 
     /// A connection of `user` closed; returns whether the user is still online anywhere.
-    pub async fn down(&self, user: UserId, id: NodeId) -> bool {
+    pub async fn down(&self, user: UserId, id: ConnId) -> bool {
         if let Ok(mut local) = self.local.lock() {
             local.down(user, id);
         }

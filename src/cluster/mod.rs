@@ -2,23 +2,25 @@
 //! on one node reaches recipients connected to any node, at once.
 //!
 //! Shape (GinChat's `udp_send`/`udp_recv`, made reliable):
-//! - `udp_send` ([`sender`]) numbers each event per origin, seals it ([`packet`]:
-//!   XChaCha20-Poly1305 under a key derived from the cluster secret), keeps the last packets for
-//!   re-sending, and broadcasts it; every second it broadcasts a heartbeat carrying the last
-//!   number. Control packets (heartbeats, re-send requests) carry their own number, so a
-//!   replayed one is refused, and a re-send request is answered only at the requester's known
-//!   address, with at most [`MAX_RESEND`] packets.
+//! - `udp_send` (the `Sender` task here) numbers each published [`Notice`] per origin, seals it
+//!   ([`packet`]: XChaCha20-Poly1305 under a key derived from the cluster secret), keeps the
+//!   last packets for re-sending, and broadcasts it; every second it broadcasts a heartbeat
+//!   carrying the last number. [`Control`] packets (heartbeats, re-send requests, gaps,
+//!   departures) carry their own number, so a replayed one is refused, and a re-send request
+//!   is answered only at the requester's known address, with at most [`MAX_RESEND`] packets.
 //! - `udp_recv` ([`receiver`]) drops what is not ours (bad MAC, other cluster, our own echo,
-//!   replayed or stale numbers, each counted in `/metrics`), applies the rest to local Nodes
-//!   only, and notices gaps from the numbers and heartbeats: it asks the origin to re-send,
-//!   and if the origin no longer has the packets, every local connection catches up from the
-//!   shared database. Delivery stays once-and-in-order because each connection's `send_proc`
+//!   replayed or stale numbers, each counted in `/metrics`) and notices gaps from the numbers
+//!   and heartbeats: it asks the origin to re-send, and if the origin no longer has the
+//!   packets, every local connection catches up from the shared database. What passes is
+//!   handed up as [`Heard`] over a channel to the fan-out ([`crate::fanout`]), which delivers
+//!   a peer's notice exactly as it delivers a local one; the cluster never touches a
+//!   connection. Delivery stays once-and-in-order because each connection's `send_proc`
 //!   drops repeats and fills gaps from storage.
 //! - Transports: UDP broadcast ([`udp`]) or Redis pub/sub ([`pubsub`]).
 
 mod event;
 mod packet;
-mod peers;
+mod receiver;
 mod pubsub;
 pub mod secret;
 mod udp;
@@ -34,8 +36,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use event::{Control, Event};
-pub use packet::{Codec, Drop, Envelope, MAX_PACKET};
-pub use peers::PeerView;
+pub use packet::{Codec, DropReason, Envelope, MAX_PACKET};
+pub use receiver::PeerView;
 
 use crate::config::{ClusterSettings, Transport as TransportKind};
 use crate::metrics::Metrics;
@@ -141,7 +143,7 @@ pub struct Cluster {
     leave: CancellationToken,
 }
 
-/// The parts the tasks take once the app exists.
+/// The parts the tasks take when they start ([`Cluster::spawn`]).
 pub struct Parts {
     transport: Arc<Transport>,
     outbox: mpsc::Receiver<Outbound>,
@@ -228,8 +230,8 @@ impl Cluster {
             overflowed: cluster.overflowed.clone(),
         };
         let sending = tokio::spawn(sender.run(parts.outbox, cluster.leave.clone()));
-        let receiver = peers::Receiver::new(
-            peers::Handles {
+        let receiver = receiver::Receiver::new(
+            receiver::Handles {
                 me: cluster.node.clone(),
                 outbox: cluster.outbox.clone(),
                 heard: heard_tx,

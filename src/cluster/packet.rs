@@ -56,7 +56,7 @@ pub struct Envelope {
 
 /// Why a packet was dropped (the label of `chorus_cluster_dropped_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Drop {
+pub enum DropReason {
     Malformed,
     /// The tag does not check out: another secret, another cluster name, or tampered bytes.
     BadMac,
@@ -70,7 +70,7 @@ pub enum Drop {
     WrongAddress,
 }
 
-impl Drop {
+impl DropReason {
     /// The metric label.
     pub fn label(self) -> &'static str {
         match self {
@@ -128,12 +128,12 @@ impl Codec {
     }
 
     /// Checks magic and tag (the AEAD compares in constant time), then parses.
-    pub fn open(&self, packet: &[u8]) -> Result<Envelope, Drop> {
+    pub fn open(&self, packet: &[u8]) -> Result<Envelope, DropReason> {
         let rest = packet
             .strip_prefix(MAGIC.as_slice())
-            .ok_or(Drop::Malformed)?;
+            .ok_or(DropReason::Malformed)?;
         if rest.len() < NONCE_LEN + TAG_LEN {
-            return Err(Drop::Malformed);
+            return Err(DropReason::Malformed);
         }
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
         let body = self
@@ -145,8 +145,8 @@ impl Codec {
                     aad: MAGIC,
                 },
             )
-            .map_err(|_| Drop::BadMac)?;
-        serde_json::from_slice(&body).map_err(|_| Drop::Malformed)
+            .map_err(|_| DropReason::BadMac)?;
+        serde_json::from_slice(&body).map_err(|_| DropReason::Malformed)
     }
 }
 
@@ -216,11 +216,11 @@ mod tests {
         assert_eq!(Codec::new("s3cret", "c").open(&packet).map(|e| e.n), Ok(7));
         assert_eq!(
             Codec::new("other", "c").open(&packet).err(),
-            Some(Drop::BadMac)
+            Some(DropReason::BadMac)
         );
         assert_eq!(
             Codec::new("s3cret", "d").open(&packet).err(),
-            Some(Drop::BadMac)
+            Some(DropReason::BadMac)
         );
     }
 
@@ -242,8 +242,8 @@ mod tests {
             bad[at] ^= 1;
             assert!(codec.open(&bad).is_err(), "flipped byte {at}");
         }
-        assert_eq!(codec.open(b"CHR2short").err(), Some(Drop::Malformed));
-        assert_eq!(codec.open(b"hello, world").err(), Some(Drop::Malformed));
+        assert_eq!(codec.open(b"CHR2short").err(), Some(DropReason::Malformed));
+        assert_eq!(codec.open(b"hello, world").err(), Some(DropReason::Malformed));
     }
 
     #[test]

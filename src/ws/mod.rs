@@ -1,5 +1,5 @@
 //! `GET /chat`: the websocket. The token is checked before the upgrade; each connection
-//! becomes a [`Node`] with two tasks, `send_proc` (queue → socket, in order, once) and
+//! becomes a [`Conn`] with two tasks, `send_proc` (queue → socket, in order, once) and
 //! `recv_proc` (socket → dispatch), as in GinChat, but with a bounded queue.
 
 mod recv;
@@ -18,7 +18,7 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::fanout::{Notice, Scope};
 use crate::http::{caller_for_token, with_app, Caller};
-use crate::hub::{CloseReason, Node};
+use crate::hub::{CloseReason, Conn};
 
 /// `?token=`: browsers cannot set headers on a websocket.
 #[derive(Debug, Deserialize)]
@@ -79,7 +79,7 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
         .await;
         return;
     }
-    let (node, queue) = Node::new(
+    let (conn, queue) = Conn::new(
         app.hub.next_id(),
         user,
         peer,
@@ -87,11 +87,11 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
         caller.expires_at,
         app.settings.chat.queue_len,
     );
-    tracing::debug!(node = node.id.0, user = user.0, ?peer, "connected");
+    tracing::debug!(conn = conn.id.0, user = user.0, ?peer, "connected");
     app.metrics.ws_connections.inc();
-    let first_here = app.hub.register(node.clone());
+    let first_here = app.hub.register(conn.clone());
     let was_online = !first_here || app.presence.is_online(user).await;
-    app.presence.up(user, node.id).await;
+    app.presence.up(user, conn.id).await;
     if first_here {
         // Contacts hear of it (here and on every node) when the user was offline until now.
         let online = Notice::Presence {
@@ -103,25 +103,25 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
     }
 
     let (sink, stream) = futures_util::StreamExt::split(socket);
-    let sending = tokio::spawn(send::send_proc(app.clone(), node.clone(), queue, sink));
-    recv::recv_proc(&app, &node, stream).await;
+    let sending = tokio::spawn(send::send_proc(app.clone(), conn.clone(), queue, sink));
+    recv::recv_proc(&app, &conn, stream).await;
     if app.stopping.is_cancelled() {
-        // Shutdown closes every Node once the writer has stored and acked what it took, so
+        // Shutdown closes every connection once the writer has stored and acked what it took, so
         // those acks still reach this socket.
-        node.closing().await;
+        conn.closing().await;
     } else {
-        node.close(CloseReason::NORMAL);
+        conn.close(CloseReason::NORMAL);
     }
     if let Err(err) = sending.await {
         tracing::warn!(%err, "send_proc panicked");
     }
 
-    if node.close_reason() == Some(CloseReason::SLOW) {
+    if conn.close_reason() == Some(CloseReason::SLOW) {
         app.metrics.slow_closed.inc();
     }
-    let last_here = app.hub.unregister(&node);
+    let last_here = app.hub.unregister(&conn);
     app.metrics.ws_connections.dec();
-    let still_online = app.presence.down(user, node.id).await;
+    let still_online = app.presence.down(user, conn.id).await;
     if last_here {
         let offline = Notice::Presence {
             user,
@@ -139,5 +139,5 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
         }
         app.fanout.deliver_here(&offline, Scope::default()).await;
     }
-    tracing::debug!(node = node.id.0, user = user.0, reason = ?node.close_reason(), "disconnected");
+    tracing::debug!(conn = conn.id.0, user = user.0, reason = ?conn.close_reason(), "disconnected");
 }

@@ -10,7 +10,7 @@ use warp::filters::ws::WebSocket;
 
 use crate::app::App;
 use crate::dispatch::{dispatch, parse, FrameError};
-use crate::hub::{CloseReason, Node, Outgoing};
+use crate::hub::{CloseReason, Conn, Outgoing};
 
 /// The longest single timer for a session's expiry (longer ones are re-armed).
 const MAX_TIMER: Duration = Duration::from_secs(86_400);
@@ -74,7 +74,7 @@ fn close_reason_for(err: &warp::Error) -> Option<CloseReason> {
 
 pub(super) async fn recv_proc(
     app: &Arc<App>,
-    node: &Arc<Node>,
+    conn: &Arc<Conn>,
     mut stream: SplitStream<WebSocket>,
 ) {
     let chat = &app.settings.chat;
@@ -87,7 +87,7 @@ pub(super) async fn recv_proc(
     // data would reset it and could cost the client acks still in flight to it.
     let mut draining = false;
     // The session ends at `expires_at`: the socket closes then, like a revoked one.
-    let left_ms = node
+    let left_ms = conn
         .expires_at
         .saturating_sub(crate::store::now_ms())
         .max(0);
@@ -97,25 +97,25 @@ pub(super) async fn recv_proc(
         let next = tokio::select! {
             next = stream.next() => next,
             _ = &mut expiry, if !draining => {
-                if crate::store::now_ms() >= node.expires_at {
-                    tracing::info!(node = node.id.0, user = node.user.0, "session expired: closing");
-                    node.close(CloseReason::REVOKED);
+                if crate::store::now_ms() >= conn.expires_at {
+                    tracing::info!(conn = conn.id.0, user = conn.user.0, "session expired: closing");
+                    conn.close(CloseReason::REVOKED);
                     break;
                 }
                 // A far-off expiry is reached in steps (timers have a range).
-                let left_ms = node.expires_at.saturating_sub(crate::store::now_ms()).max(0);
+                let left_ms = conn.expires_at.saturating_sub(crate::store::now_ms()).max(0);
                 expiry.as_mut().reset(
                     tokio::time::Instant::now() + Duration::from_millis(left_ms as u64).min(MAX_TIMER),
                 );
                 continue;
             }
-            _ = node.closing(), if !draining => break,
+            _ = conn.closing(), if !draining => break,
             _ = app.stopping.cancelled(), if !draining => {
                 draining = true;
                 continue;
             }
             _ = async {
-                node.closing().await;
+                conn.closing().await;
                 tokio::time::sleep(DRAIN_LIMIT).await;
             }, if draining => break,
         };
@@ -128,18 +128,18 @@ pub(super) async fn recv_proc(
         let message = match next {
             Some(Ok(m)) => m,
             Some(Err(err)) => {
-                tracing::debug!(node = node.id.0, %err, "websocket read error");
+                tracing::debug!(conn = conn.id.0, %err, "websocket read error");
                 if let Some(reason) = close_reason_for(&err) {
-                    node.close(reason);
+                    conn.close(reason);
                 }
                 break;
             }
             None => break,
         };
-        node.touch();
+        conn.touch();
         if refreshed.elapsed() >= refresh_every {
             refreshed = Instant::now();
-            app.presence.up(node.user, node.id).await;
+            app.presence.up(conn.user, conn.id).await;
         }
         if message.is_close() {
             break;
@@ -148,21 +148,21 @@ pub(super) async fn recv_proc(
             continue;
         }
         let Ok(text) = message.to_str() else {
-            node.push(FrameError::Binary.to_outgoing(None));
+            conn.push(FrameError::Binary.to_outgoing(None));
             continue;
         };
         if text == "heartbeat" {
-            node.push(Outgoing::BareHeartbeat);
+            conn.push(Outgoing::BareHeartbeat);
             continue;
         }
         if !limit.allow() {
-            node.push(FrameError::RateLimited.to_outgoing(None));
+            conn.push(FrameError::RateLimited.to_outgoing(None));
             continue;
         }
         match parse(text) {
-            Ok(frame) => dispatch(app, node, frame).await,
+            Ok(frame) => dispatch(app, conn, frame).await,
             Err((err, id)) => {
-                node.push(err.to_outgoing(id));
+                conn.push(err.to_outgoing(id));
             }
         }
     }

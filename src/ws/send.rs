@@ -20,7 +20,7 @@ use warp::filters::ws::{Message, WebSocket};
 
 use crate::app::App;
 use crate::frame::ServerFrame;
-use crate::hub::{CloseReason, Node, Outgoing};
+use crate::hub::{CloseReason, Conn, Outgoing};
 use crate::ids::{ConversationId, Seq};
 use crate::store::StoreError;
 
@@ -55,20 +55,20 @@ struct Mark {
 /// The connection's writer with its per-conversation high-water marks.
 struct Writer {
     app: Arc<App>,
-    node: Arc<Node>,
+    conn: Arc<Conn>,
     sink: Sink,
     marks: HashMap<ConversationId, Mark>,
 }
 
 pub(super) async fn send_proc(
     app: Arc<App>,
-    node: Arc<Node>,
+    conn: Arc<Conn>,
     mut queue: mpsc::Receiver<Outgoing>,
     sink: Sink,
 ) {
     let mut writer = Writer {
         app,
-        node: node.clone(),
+        conn: conn.clone(),
         sink,
         marks: HashMap::new(),
     };
@@ -77,7 +77,7 @@ pub(super) async fn send_proc(
         loop {
             let out = tokio::select! {
                 biased;
-                _ = node.closing() => break,
+                _ = conn.closing() => break,
                 out = queue.recv() => out,
             };
             let Some(out) = out else { break };
@@ -91,16 +91,16 @@ pub(super) async fn send_proc(
     .await;
     match &result {
         Err(SendFailure::Store(err)) => {
-            tracing::warn!(node = node.id.0, %err, "send_proc: storage failed; closing");
-            node.close(CloseReason::INTERNAL);
+            tracing::warn!(conn = conn.id.0, %err, "send_proc: storage failed; closing");
+            conn.close(CloseReason::INTERNAL);
         }
-        Err(err) => tracing::debug!(node = node.id.0, %err, "send_proc stopped"),
+        Err(err) => tracing::debug!(conn = conn.id.0, %err, "send_proc stopped"),
         Ok(()) => {}
     }
     // Whatever ended the writer ends the connection (the reader is told to stop too).
-    node.close(CloseReason::NORMAL);
-    let reason = node.close_reason().unwrap_or(CloseReason::NORMAL);
-    if result.is_ok() && !node.is_abandoned() {
+    conn.close(CloseReason::NORMAL);
+    let reason = conn.close_reason().unwrap_or(CloseReason::NORMAL);
+    if result.is_ok() && !conn.is_abandoned() {
         // Flush what was queued before the close (acks above all), within a bound.
         let flush = async {
             while let Ok(out) = queue.try_recv() {
@@ -112,7 +112,7 @@ pub(super) async fn send_proc(
         let _ = tokio::time::timeout(FLUSH_LIMIT, flush).await;
     }
     // An abandoned client is not reading: one short try at the close frame, then hang up.
-    let close_limit = if node.is_abandoned() {
+    let close_limit = if conn.is_abandoned() {
         ABANDON_CLOSE_LIMIT
     } else {
         FLUSH_LIMIT
@@ -131,14 +131,14 @@ impl Writer {
     async fn text(&mut self, text: &str) -> Result<(), SendFailure> {
         tokio::select! {
             sent = self.sink.feed(Message::text(text)) => Ok(sent?),
-            _ = self.node.abandoned() => Err(SendFailure::Abandoned),
+            _ = self.conn.abandoned() => Err(SendFailure::Abandoned),
         }
     }
 
     async fn flush(&mut self) -> Result<(), SendFailure> {
         tokio::select! {
             flushed = self.sink.flush() => Ok(flushed?),
-            _ = self.node.abandoned() => Err(SendFailure::Abandoned),
+            _ = self.conn.abandoned() => Err(SendFailure::Abandoned),
         }
     }
 
@@ -147,7 +147,7 @@ impl Writer {
     /// oldest first.
     async fn catch_up(&mut self) -> Result<(), SendFailure> {
         let store = &self.app.store;
-        let user = self.node.user;
+        let user = self.conn.user;
         let communities = store.community_ids_of(user).await?;
         let mut conversations = store.conversations_of(user, &communities).await?;
         conversations.sort();
@@ -176,7 +176,7 @@ impl Writer {
         let seq = self
             .app
             .store
-            .read_cursor(self.node.user, conversation)
+            .read_cursor(self.conn.user, conversation)
             .await?;
         let mark = Mark {
             floor: seq,
@@ -192,7 +192,7 @@ impl Writer {
         }
     }
 
-    /// Sends stored messages with seq in `(after, until]`, except this Node's own sends that
+    /// Sends stored messages with seq in `(after, until]`, except this connection's own sends that
     /// still wait for their ack (the ack stands for them).
     async fn send_range(
         &mut self,
@@ -213,12 +213,12 @@ impl Writer {
                 break;
             };
             for message in page.iter().filter(|m| m.seq <= until) {
-                let own_pending = message.sender == Some(self.node.user)
+                let own_pending = message.sender == Some(self.conn.user)
                     && (message
                         .client_id
                         .as_deref()
-                        .is_some_and(|id| self.node.awaits_ack(id))
-                        || self.node.awaits_ack(&message.id));
+                        .is_some_and(|id| self.conn.awaits_ack(id))
+                        || self.conn.awaits_ack(&message.id));
                 if !own_pending {
                     self.text(&ServerFrame::stored(message).to_text()).await?;
                 }
@@ -271,7 +271,7 @@ impl Writer {
                     self.set_sent(conversation, seq);
                 }
                 if let Some(id) = &client_id {
-                    self.node.settle(id);
+                    self.conn.settle(id);
                 }
                 self.text(&text).await
             }
@@ -305,7 +305,7 @@ impl Writer {
                 let cursor = self
                     .app
                     .store
-                    .read_cursor(self.node.user, conversation)
+                    .read_cursor(self.conn.user, conversation)
                     .await?;
                 let mark = self.marks.entry(conversation).or_insert(Mark {
                     floor: cursor,

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{Control, Event};
-use super::packet::{Codec, Drop, Envelope, ReplayWindow};
+use super::packet::{Codec, DropReason, Envelope, ReplayWindow};
 use super::{Heard, Inbound, Outbound, PeerAddr};
 use crate::config::ClusterSettings;
 use crate::ids::{ConversationId, Seq, UserId};
@@ -199,7 +199,7 @@ impl Receiver {
         }
     }
 
-    fn drop_packet(&self, reason: Drop) {
+    fn drop_packet(&self, reason: DropReason) {
         self.metrics
             .cluster_dropped
             .with_label_values(&[reason.label()])
@@ -210,7 +210,7 @@ impl Receiver {
         let envelope = match self.check(&inbound) {
             Ok(e) => e,
             Err(reason) => {
-                if reason != Drop::Own {
+                if reason != DropReason::Own {
                     tracing::debug!(reason = reason.label(), from = ?inbound.from, "cluster: dropped packet");
                 }
                 self.drop_packet(reason);
@@ -245,12 +245,12 @@ impl Receiver {
                 // An earlier incarnation's packet, late (or a restart with a clock behind the
                 // previous start: heard once the current incarnation has gone silent).
                 self.warn_clock(&node, format_args!("sent epoch {epoch}, older than the live incarnation's; ignored until that one goes silent"));
-                self.drop_packet(Drop::Stale);
+                self.drop_packet(DropReason::Stale);
                 return;
             }
             Some(_) if skew.abs() > max_skew => {
                 // A dead peer "restarting" into the past with an old timestamp: a replay.
-                self.drop_packet(Drop::Stale);
+                self.drop_packet(DropReason::Stale);
                 return;
             }
             Some(_) => {
@@ -287,11 +287,11 @@ impl Receiver {
         let control = matches!(event, Event::Control(_));
         if control {
             if !peer.controls.accept(c) {
-                self.drop_packet(Drop::Replayed);
+                self.drop_packet(DropReason::Replayed);
                 return;
             }
         } else if n == 0 || n <= peer.contiguous || peer.received.contains(&n) {
-            self.drop_packet(Drop::Replayed);
+            self.drop_packet(DropReason::Replayed);
             return;
         }
         // Requests are answered only where the origin was already known to be (learned from
@@ -302,7 +302,7 @@ impl Receiver {
             // Numbers order one origin's events: a re-sent older presence is old news.
             if peer.presence_n.get(user).is_some_and(|last| *last > n) {
                 peer.mark(n);
-                self.drop_packet(Drop::Stale);
+                self.drop_packet(DropReason::Stale);
                 return;
             }
             peer.presence_n.insert(*user, n);
@@ -324,7 +324,7 @@ impl Receiver {
                     let to = to.min(from.saturating_add(MAX_RANGE - 1));
                     let _ = self.outbox.try_send(Outbound::Resend(known, from, to));
                 }
-                None => self.drop_packet(Drop::WrongAddress),
+                None => self.drop_packet(DropReason::WrongAddress),
             },
             Event::Control(Control::Gone { from, to }) => {
                 tracing::warn!(%node, from, to, "cluster: origin no longer has packets; catching up from storage");
@@ -361,7 +361,7 @@ impl Receiver {
                     };
                     let _ = self.heard.send(Heard::Notice(read)).await;
                 } else {
-                    self.drop_packet(Drop::Stale);
+                    self.drop_packet(DropReason::Stale);
                 }
             }
             Event::Notice(notice) => {
@@ -412,16 +412,16 @@ impl Receiver {
     }
 
     /// Magic, tag, cluster name, not our own echo, and not a unicast meant for another node.
-    fn check(&self, inbound: &Inbound) -> Result<Envelope, Drop> {
+    fn check(&self, inbound: &Inbound) -> Result<Envelope, DropReason> {
         let envelope = self.codec.open(&inbound.bytes)?;
         if envelope.cluster != self.settings.name {
-            return Err(Drop::ForeignCluster);
+            return Err(DropReason::ForeignCluster);
         }
         if envelope.node == self.me {
-            return Err(Drop::Own);
+            return Err(DropReason::Own);
         }
         if envelope.to.as_ref().is_some_and(|to| *to != self.me) {
-            return Err(Drop::NotForUs);
+            return Err(DropReason::NotForUs);
         }
         Ok(envelope)
     }
