@@ -2,10 +2,12 @@
 //! tasks. Wiring only: what happens to a notice is [`crate::fanout`]'s, what happens to a send
 //! is [`crate::commit`]'s.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use warp::Filter;
 
 use crate::auth::HashGate;
 use crate::cluster::Cluster;
@@ -40,4 +42,10 @@ pub struct App {
     pub hash_gate: HashGate,
     /// Failed log-ins by account and address.
     pub login_throttle: LoginThrottle,
+}
+
+/// Hands the shared state to a warp handler (REST and websocket routes alike).
+pub fn with_app(app: &Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {
+    let app = app.clone();
+    warp::any().map(move || app.clone())
 }

@@ -74,13 +74,14 @@ pub struct Turn(#[allow(dead_code)] OwnedSemaphorePermit);
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 
-/// Hashes a password into a PHC string (Argon2id, default parameters, random salt).
-pub async fn hash_password(turn: Turn, password: String) -> Result<String, HashError> {
+/// Hashes a password into a PHC string (Argon2id, default parameters, random salt). Only a
+/// [`Password`] that passed the rules is ever stored.
+pub async fn hash_password(turn: Turn, password: Password) -> Result<String, HashError> {
     tokio::task::spawn_blocking(move || {
         let _turn = turn;
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
+            .hash_password(password.0.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| HashError(e.to_string()))
     })
@@ -129,6 +130,40 @@ pub enum WeakPassword {
     Common,
 }
 
+/// Password length bounds, in characters.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+
+/// Why a new password was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    #[error("password must be {}-{} characters", PASSWORD_CHARS.start(), PASSWORD_CHARS.end())]
+    Length,
+    #[error(transparent)]
+    Weak(#[from] WeakPassword),
+}
+
+/// A new password that passed the rules (length, not blank, not common), ready to hash. Its
+/// `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    /// The password, or why it is refused.
+    pub fn parse(raw: String) -> Result<Self, PasswordError> {
+        if !PASSWORD_CHARS.contains(&raw.chars().count()) {
+            return Err(PasswordError::Length);
+        }
+        check_password_strength(&raw)?;
+        Ok(Self(raw))
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
 /// The most common passwords, shipped in the binary.
 const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
 
@@ -174,10 +209,10 @@ mod tests {
     #[tokio::test]
     async fn passwords_round_trip_and_hashes_are_salted() {
         let gate = HashGate::new(1, 1);
-        let a = hash_password(gate.enter().await.unwrap(), "correct horse".into())
+        let a = hash_password(gate.enter().await.unwrap(), Password("correct horse".into()))
             .await
             .unwrap();
-        let b = hash_password(gate.enter().await.unwrap(), "correct horse".into())
+        let b = hash_password(gate.enter().await.unwrap(), Password("correct horse".into()))
             .await
             .unwrap();
         assert!(a.starts_with("$argon2id$"));

@@ -24,7 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::fanout::{Fanout, Notice, Scope};
-use crate::frame::{Media, ServerFrame};
+use crate::frame::ServerFrame;
+use crate::media::Media;
 use crate::hub::{Conn, Outgoing};
 use crate::ids::{CommunityId, ConversationId, UserId};
 use crate::metrics::Metrics;

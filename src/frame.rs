@@ -3,46 +3,14 @@
 //! connection answers with an `error` frame.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
+use serde::de::value::MapDeserializer;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CommunityId, ConversationId, Seq, UserId};
+use crate::media::Media;
 use crate::store::StoredMessage;
-
-/// What a message carries. Only `text` and `emoji` are free text; the others are URLs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Media {
-    Text,
-    Emoji,
-    Image,
-    Audio,
-    File,
-}
-
-impl Media {
-    /// The name stored in `messages.media`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Text => "text",
-            Self::Emoji => "emoji",
-            Self::Image => "image",
-            Self::Audio => "audio",
-            Self::File => "file",
-        }
-    }
-
-    /// The media named by a stored row; unknown names read as text.
-    pub fn from_stored(s: &str) -> Self {
-        match s {
-            "emoji" => Self::Emoji,
-            "image" => Self::Image,
-            "audio" => Self::Audio,
-            "file" => Self::File,
-            _ => Self::Text,
-        }
-    }
-}
 
 /// Frames a client sends.
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +55,44 @@ pub enum ClientFrame {
 
 fn text() -> Media {
     Media::Text
+}
+
+impl ClientFrame {
+    /// Every `type` a client may send, as this enum's own serde names: the parser tells an
+    /// unknown type from a malformed frame by this list, and it cannot drift from the enum.
+    pub fn types() -> &'static [&'static str] {
+        static TYPES: OnceLock<&'static [&'static str]> = OnceLock::new();
+        TYPES.get_or_init(|| {
+            // Ask serde for a type that does not exist: the error it builds names them all.
+            let probe = MapDeserializer::<_, VariantNames>::new(std::iter::once(("type", "")));
+            match ClientFrame::deserialize(probe) {
+                Err(VariantNames(Some(names))) => names,
+                _ => &[],
+            }
+        })
+    }
+}
+
+/// Catches the variant names serde lists when it refuses an unknown one.
+#[derive(Debug)]
+struct VariantNames(Option<&'static [&'static str]>);
+
+impl std::fmt::Display for VariantNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "variants: {:?}", self.0)
+    }
+}
+
+impl std::error::Error for VariantNames {}
+
+impl serde::de::Error for VariantNames {
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        Self(None)
+    }
+
+    fn unknown_variant(_: &str, expected: &'static [&'static str]) -> Self {
+        Self(Some(expected))
+    }
 }
 
 /// Private or group, as the `kind` of a delivered message.
@@ -235,6 +241,14 @@ mod tests {
             r#"{"type":"read","conversation":"p:9:1","seq":1}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn client_frame_types_come_from_the_enum() {
+        assert_eq!(
+            ClientFrame::types(),
+            ["private", "group", "heartbeat", "read", "typing", "sync"]
+        );
     }
 
     #[test]

@@ -25,18 +25,19 @@ pub mod auth;
 pub mod cluster;
 pub mod commit;
 pub mod config;
-pub mod dispatch;
-pub mod error;
 pub mod fanout;
 pub mod frame;
 pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod imagesize;
+pub mod listen;
+pub mod media;
 pub mod metrics;
 pub mod names;
 pub mod notice;
 pub mod presence;
+pub mod session;
 pub mod store;
 pub mod throttle;
 pub mod upload;
@@ -57,7 +58,7 @@ use crate::commit::{Committer, Writer};
 use crate::config::Settings;
 use crate::fanout::Fanout;
 use crate::hub::{CloseReason, Hub};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteLabels};
 use crate::presence::Presence;
 use crate::store::{now_ms, Store, StoreError};
 use crate::upload::Uploads;
@@ -118,7 +119,9 @@ impl Server {
         } else {
             (None, None)
         };
-        let metrics = Metrics::new()?;
+        // Requests are labelled by the templates of the routes composed below.
+        let templates = http::route_templates().into_iter().chain([ws::PATH.to_owned()]);
+        let metrics = Metrics::new(RouteLabels::new(templates))?;
         let stopping = CancellationToken::new();
         let hub = Arc::new(Hub::default());
         let fanout = Arc::new(Fanout::new(hub.clone(), store.clone(), cluster.clone()));
@@ -167,7 +170,8 @@ impl Server {
         });
         tokio::spawn(sweep(app.clone()));
 
-        let routes = http::routes(app.clone());
+        // HTTP and the websocket meet here, at the top: neither imports the other.
+        let routes = http::routes(app.clone(), ws::routes(&app));
         let (stop_http, stopped) = oneshot::channel::<()>();
         let addr = app.settings.server.addr;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -176,7 +180,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
-        let http = tokio::spawn(http::listen::serve(
+        let http = tokio::spawn(listen::serve(
             listener,
             routes,
             app.settings.server.clone(),
@@ -210,7 +214,7 @@ impl Server {
             println!("metrics on {bound}");
             let routes = http::metrics_routes(app.clone());
             let stopping = app.stopping.clone();
-            tokio::spawn(http::listen::serve(
+            tokio::spawn(listen::serve(
                 listener,
                 routes,
                 app.settings.server.clone(),

@@ -10,6 +10,7 @@ use prometheus::{
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    routes: RouteLabels,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     /// Websocket connections open on this node.
@@ -36,49 +37,45 @@ pub struct Metrics {
     pub cluster_peers: IntGauge,
 }
 
-/// Route templates, matched segment by segment; `{…}` matches any one segment.
-const ROUTES: &[&str] = &[
-    "/",
-    "/chat",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/api-docs/openapi.json",
-    "/api/users",
-    "/api/users/me",
-    "/api/users/{id}",
-    "/api/sessions",
-    "/api/contacts",
-    "/api/contacts/{user_id}",
-    "/api/communities",
-    "/api/communities/search",
-    "/api/communities/{id}/members",
-    "/api/communities/{id}/members/me",
-    "/api/conversations/{conversation}/messages",
-    "/api/conversations/{conversation}/reads",
-    "/api/attachments",
-    "/api/system-messages",
-    "/uploads/{file}",
-];
+/// The route templates requests are labelled by, matched segment by segment; `{…}` matches any
+/// one segment. Given at start by whoever composes the routes (the OpenAPI document's paths
+/// and the few routes outside it), so the list cannot drift from the routes themselves.
+#[derive(Debug, Clone, Default)]
+pub struct RouteLabels {
+    templates: Vec<String>,
+}
 
-/// The template a request path belongs to: a known route, `/swagger/*`, a static file, or `other`.
-pub fn route_label(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let exact = ROUTES.iter().copied().find(|template| {
-        let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
-        parts.len() == segments.len()
-            && parts
-                .iter()
-                .zip(&segments)
-                .all(|(t, s)| t.starts_with('{') || t == s)
-    });
-    // Literal routes beat templates: `/api/users/me` is not `/api/users/{id}`.
-    let literal = ROUTES.iter().copied().find(|t| *t == path);
-    match (literal, exact) {
-        (Some(t), _) | (None, Some(t)) => t,
-        _ if path.starts_with("/swagger") => "/swagger/*",
-        _ if !path.starts_with("/api") && !path.starts_with("/uploads") => "/static",
-        _ => "other",
+impl RouteLabels {
+    /// Labels by these templates.
+    pub fn new(templates: impl IntoIterator<Item = String>) -> Self {
+        let mut templates: Vec<String> = templates.into_iter().collect();
+        templates.sort();
+        templates.dedup();
+        Self { templates }
+    }
+
+    /// The template a request path belongs to: a known route, `/swagger/*`, a static file, or
+    /// `other`.
+    pub fn label<'a>(&'a self, path: &str) -> &'a str {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // Literal routes beat templates: `/api/users/me` is not `/api/users/{id}`.
+        let literal = self.templates.iter().find(|t| *t == path);
+        let exact = || {
+            self.templates.iter().find(|template| {
+                let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+                parts.len() == segments.len()
+                    && parts
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t.starts_with('{') || t == s)
+            })
+        };
+        match literal.or_else(exact) {
+            Some(t) => t,
+            None if path.starts_with("/swagger") => "/swagger/*",
+            None if !path.starts_with("/api") && !path.starts_with("/uploads") => "/static",
+            None => "other",
+        }
     }
 }
 
@@ -96,8 +93,8 @@ pub fn method_label(method: &str) -> &'static str {
 }
 
 impl Metrics {
-    /// Registers every family.
-    pub fn new() -> Result<Self, prometheus::Error> {
+    /// Registers every family; HTTP requests are labelled by `routes`.
+    pub fn new(routes: RouteLabels) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
             Opts::new(
@@ -178,6 +175,7 @@ impl Metrics {
         registry.register(Box::new(ws_connections.clone()))?;
         Ok(Self {
             registry,
+            routes,
             http_requests,
             http_duration,
             ws_connections,
@@ -196,7 +194,7 @@ impl Metrics {
 
     /// Counts one finished HTTP request.
     pub fn observe_http(&self, path: &str, method: &str, status: u16, seconds: f64) {
-        let route = route_label(path);
+        let route = self.routes.label(path);
         let method = method_label(method);
         self.http_requests
             .with_label_values(&[route, method, &status.to_string()])
@@ -218,10 +216,22 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
-    use super::route_label;
+    use super::RouteLabels;
 
     #[test]
     fn labels_are_templates() {
+        let routes = RouteLabels::new(
+            [
+                "/api/users",
+                "/api/users/me",
+                "/api/users/{id}",
+                "/api/communities/{id}/members",
+                "/api/communities/{id}/members/me",
+                "/uploads/{file}",
+            ]
+            .map(String::from),
+        );
+        let route_label = |path: &str| routes.label(path).to_owned();
         assert_eq!(route_label("/api/users/me"), "/api/users/me");
         assert_eq!(route_label("/api/users/42"), "/api/users/{id}");
         assert_eq!(

@@ -7,11 +7,47 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-/// Why a name was refused.
+/// Why a name was refused (said of the name: the caller puts which name in front).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     #[error("must not contain invisible, control or direction-changing characters")]
     Hidden,
+    #[error("must be 1-{0} characters")]
+    Length(usize),
+    #[error("must not have control characters or whitespace at the ends")]
+    Edges,
+}
+
+/// A name people see (a user's or a community's) that passed every rule: NFKC-normalised,
+/// 1..=`max` characters, nothing hidden, no whitespace at either end. Parse, don't validate:
+/// holding one is the proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// The normalised name, or the first rule it breaks.
+    pub fn parse(raw: &str, max: usize) -> Result<Self, NameError> {
+        let name = normalize(raw)?;
+        let chars = name.chars().count();
+        if chars == 0 || chars > max {
+            return Err(NameError::Length(max));
+        }
+        if name.trim() != name || name.chars().any(char::is_control) {
+            return Err(NameError::Edges);
+        }
+        Ok(Self(name))
+    }
+
+    /// The name, for storage.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl AsRef<str> for DisplayName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Characters that show nothing or change how the text around them shows: controls, format
@@ -111,5 +147,20 @@ mod tests {
         }
         assert_eq!(normalize("ｆｕｌｌ").as_deref(), Ok("full"));
         assert_eq!(normalize("Zoë Ng").as_deref(), Ok("Zoë Ng"));
+    }
+
+    #[test]
+    fn display_names_are_parsed_once() {
+        let ok = DisplayName::parse("ｆｕｌｌ name", 32).map(DisplayName::into_string);
+        assert_eq!(ok.as_deref(), Ok("full name"));
+        assert_eq!(DisplayName::parse("", 32), Err(NameError::Length(32)));
+        assert_eq!(DisplayName::parse("abcd", 3), Err(NameError::Length(3)));
+        assert_eq!(DisplayName::parse(" bob", 32), Err(NameError::Edges));
+        assert_eq!(DisplayName::parse("a\u{200b}", 32), Err(NameError::Hidden));
+        assert_eq!(
+            NameError::Length(32).to_string(),
+            "must be 1-32 characters",
+            "the HTTP layer puts the field's name in front"
+        );
     }
 }

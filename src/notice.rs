@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::frame::Media;
+use crate::media::Media;
 use crate::ids::{CommunityId, ConversationId, Seq, UserId};
 use crate::store::StoredMessage;
 

@@ -10,19 +10,18 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::views::UserView;
+use super::input::{display_name, new_password, search_term, upload_url, SearchQuery};
+use super::views::{user_view, user_views, UserView};
 use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
 use crate::auth::{hash_password, new_token, verify_password};
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::fanout::{Notice, Scope};
 use crate::ids::UserId;
 use crate::store::{now_ms, NewUser, UserChanges};
 
 /// Longest user name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
-/// Password length bounds, in characters.
-pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
 /// Most users a search returns.
 const SEARCH_LIMIT: u64 = 50;
 
@@ -36,7 +35,7 @@ pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(with_app(app))
         .and(json_body())
-        .and(super::listen::peer())
+        .and(crate::listen::peer())
         .then(login);
     let logout = warp::path!("api" / "sessions")
         .and(warp::delete())
@@ -145,16 +144,6 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Option::<String>::deserialize(d).map(Some)
 }
 
-/// `?q=` for searches, or `?ids=` to look people up by id.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct SearchQuery {
-    /// Part of the name, case-insensitive.
-    pub q: Option<String>,
-    /// Comma-separated user ids (at most 100), instead of `q`: the accounts that exist, so a
-    /// client learns that an account was deleted (it is absent) without a 404.
-    pub ids: Option<String>,
-}
-
 /// Most ids one `?ids=` look-up takes.
 const MAX_LOOKUP_IDS: usize = 100;
 
@@ -175,38 +164,6 @@ fn lookup_ids(ids: &str) -> Result<Vec<UserId>, ApiError> {
     Ok(parsed)
 }
 
-/// A display name: NFKC-normalised, 1..=`max` characters, no hidden characters (controls,
-/// zero-width, bidi overrides), no whitespace at either end. Returns the normalised name.
-pub(super) fn valid_name(name: &str, max: usize, what: &str) -> Result<String, ApiError> {
-    let name =
-        crate::names::normalize(name).map_err(|e| ApiError::Invalid(format!("{what} {e}")))?;
-    let name = name.as_str();
-    let chars = name.chars().count();
-    if chars == 0 || chars > max {
-        return Err(ApiError::Invalid(format!(
-            "{what} must be 1-{max} characters"
-        )));
-    }
-    if name.trim() != name || name.chars().any(char::is_control) {
-        return Err(ApiError::Invalid(format!(
-            "{what} must not have control characters or whitespace at the ends"
-        )));
-    }
-    Ok(name.to_owned())
-}
-
-fn valid_password(password: &str) -> Result<(), ApiError> {
-    if PASSWORD_CHARS.contains(&password.chars().count()) {
-        crate::auth::check_password_strength(password).map_err(|e| ApiError::Invalid(e.to_string()))
-    } else {
-        Err(ApiError::Invalid(format!(
-            "password must be {}-{} characters",
-            PASSWORD_CHARS.start(),
-            PASSWORD_CHARS.end()
-        )))
-    }
-}
-
 fn valid_email(email: Option<String>) -> Result<Option<String>, ApiError> {
     match email {
         Some(e) if e.len() > 254 || !e.contains('@') || e.chars().any(char::is_whitespace) => {
@@ -225,30 +182,6 @@ fn valid_phone(phone: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// An image reference must point at one of our own uploads, so pages only ever load images
-/// from `/uploads/`.
-pub(super) async fn valid_upload_url(
-    app: &App,
-    url: Option<String>,
-) -> Result<Option<String>, ApiError> {
-    match url {
-        Some(u) => {
-            let exists = match u.strip_prefix("/uploads/") {
-                Some(file) => app.uploads.exists(file).await,
-                None => false,
-            };
-            if exists {
-                Ok(Some(u))
-            } else {
-                Err(ApiError::Invalid(
-                    "image must be an existing /uploads/ URL from POST /api/attachments".into(),
-                ))
-            }
-        }
-        None => Ok(None),
-    }
-}
-
 /// A turn at password hashing, or 503 with `Retry-After` when too many wait already.
 async fn hash_turn(app: &App) -> Result<crate::auth::Turn, ApiError> {
     app.hash_gate.enter().await.map_err(|_| {
@@ -263,33 +196,15 @@ async fn own_view(app: &App, user: crate::store::User) -> UserView {
     UserView::own(user, online)
 }
 
-/// Another user as the caller sees them.
-pub(super) async fn user_view(app: &App, user: crate::store::User) -> UserView {
-    let online = app.presence.is_online(UserId(user.id)).await;
-    UserView::new(user, online)
-}
-
-pub(super) async fn user_views(app: &App, users: Vec<crate::store::User>) -> Vec<UserView> {
-    let ids: Vec<UserId> = users.iter().map(|u| UserId(u.id)).collect();
-    let online = app.presence.online_among(&ids).await;
-    users
-        .into_iter()
-        .map(|u| {
-            let on = online.contains(&UserId(u.id));
-            UserView::new(u, on)
-        })
-        .collect()
-}
-
 #[utoipa::path(post, path = "/api/users", tag = "accounts", request_body = RegisterRequest,
-    responses((status = 201, body = UserView), (status = 400, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = UserView), (status = 400, body = crate::http::error::ErrorBody),
+              (status = 409, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn register(app: Arc<App>, req: RegisterRequest) -> ApiResult {
-    let name = valid_name(&req.name, MAX_NAME_CHARS, "name")?;
-    valid_password(&req.password)?;
+    let name = display_name(&req.name, MAX_NAME_CHARS, "name")?.into_string();
+    let password = new_password(req.password)?;
     let email = valid_email(req.email)?;
     let phone = valid_phone(req.phone)?;
-    let password_hash = hash_password(hash_turn(&app).await?, req.password)
+    let password_hash = hash_password(hash_turn(&app).await?, password)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let user = app
@@ -306,9 +221,9 @@ async fn register(app: Arc<App>, req: RegisterRequest) -> ApiResult {
 }
 
 #[utoipa::path(post, path = "/api/sessions", tag = "accounts", request_body = LoginRequest,
-    responses((status = 201, body = LoginResponse), (status = 401, body = crate::error::ErrorBody),
-              (status = 429, description = "too many failed log-ins; see Retry-After", body = crate::error::ErrorBody),
-              (status = 503, description = "password checks busy; see Retry-After", body = crate::error::ErrorBody)))]
+    responses((status = 201, body = LoginResponse), (status = 401, body = crate::http::error::ErrorBody),
+              (status = 429, description = "too many failed log-ins; see Retry-After", body = crate::http::error::ErrorBody),
+              (status = 503, description = "password checks busy; see Retry-After", body = crate::http::error::ErrorBody)))]
 async fn login(app: Arc<App>, req: LoginRequest, peer: Option<SocketAddr>) -> ApiResult {
     let address = peer.map(|p| p.ip());
     if let Some(wait) = app.login_throttle.check(&req.name, address) {
@@ -348,7 +263,7 @@ async fn login(app: Arc<App>, req: LoginRequest, peer: Option<SocketAddr>) -> Ap
 }
 
 #[utoipa::path(delete, path = "/api/sessions", tag = "accounts", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 204), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn logout(app: Arc<App>, caller: Caller) -> ApiResult {
     app.store.delete_session(&caller.token_hash).await?;
     let revoked = Notice::SessionRevoked {
@@ -359,7 +274,7 @@ async fn logout(app: Arc<App>, caller: Caller) -> ApiResult {
 }
 
 #[utoipa::path(get, path = "/api/users/me", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, body = UserView), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = UserView), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn me(app: Arc<App>, caller: Caller) -> ApiResult {
     let user = app.store.user(caller.user).await?;
     Ok(json(StatusCode::OK, &own_view(&app, user).await))
@@ -367,24 +282,24 @@ async fn me(app: Arc<App>, caller: Caller) -> ApiResult {
 
 #[utoipa::path(patch, path = "/api/users/me", tag = "accounts", security(("bearer" = [])),
     request_body = ProfileUpdate,
-    responses((status = 200, body = UserView), (status = 403, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = UserView), (status = 403, body = crate::http::error::ErrorBody),
+              (status = 409, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn update_me(app: Arc<App>, caller: Caller, req: ProfileUpdate) -> ApiResult {
     let mut changes = UserChanges {
         name: req
             .name
-            .map(|n| valid_name(&n, MAX_NAME_CHARS, "name"))
+            .map(|n| display_name(&n, MAX_NAME_CHARS, "name").map(|n| n.into_string()))
             .transpose()?,
         email: req.email.map(valid_email).transpose()?,
         phone: req.phone.map(valid_phone).transpose()?,
         avatar: match req.avatar {
-            Some(a) => Some(valid_upload_url(&app, a).await?),
+            Some(a) => Some(upload_url(&app, a).await?),
             None => None,
         },
         password_hash: None,
     };
     if let Some(password) = req.password {
-        valid_password(&password)?;
+        let password = new_password(password)?;
         let current = app.store.user(caller.user).await?;
         let given = req.current_password.unwrap_or_default();
         if !verify_password(hash_turn(&app).await?, given, Some(current.password_hash)).await {
@@ -423,7 +338,7 @@ async fn update_me(app: Arc<App>, caller: Caller, req: ProfileUpdate) -> ApiResu
 }
 
 #[utoipa::path(delete, path = "/api/users/me", tag = "accounts", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 204), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn delete_me(app: Arc<App>, caller: Caller) -> ApiResult {
     let contacts = app.store.contact_ids(caller.user).await?;
     let communities = app.store.community_ids_of(caller.user).await?;
@@ -463,37 +378,21 @@ async fn delete_me(app: Arc<App>, caller: Caller) -> ApiResult {
 
 #[utoipa::path(get, path = "/api/users", tag = "accounts", security(("bearer" = [])),
     params(SearchQuery),
-    responses((status = 200, body = [UserView]), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = [UserView]), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn search(app: Arc<App>, _caller: Caller, query: SearchQuery) -> ApiResult {
     if let Some(ids) = query.ids {
         let users = app.store.users_by_ids(&lookup_ids(&ids)?).await?;
         return Ok(json(StatusCode::OK, &user_views(&app, users).await));
     }
     let q = query.q.unwrap_or_default();
-    valid_query(&q, MAX_NAME_CHARS)?;
+    search_term(&q, MAX_NAME_CHARS)?;
     let users = app.store.search_users(&q, SEARCH_LIMIT).await?;
     Ok(json(StatusCode::OK, &user_views(&app, users).await))
 }
 
-/// A search term: 1..=`max` characters.
-pub(super) fn valid_query(q: &str, max: usize) -> Result<(), ApiError> {
-    let n = q.chars().count();
-    if n == 0 || n > max {
-        return Err(ApiError::Invalid(format!("q must be 1-{max} characters")));
-    }
-    // A NUL or other control character can mean "anything" to some databases' LIKE; no name
-    // contains one, so such a term is refused.
-    if q.chars().any(char::is_control) {
-        return Err(ApiError::Invalid(
-            "q must not contain control characters".into(),
-        ));
-    }
-    Ok(())
-}
-
 #[utoipa::path(get, path = "/api/users/{id}", tag = "accounts", security(("bearer" = [])),
     params(("id" = i64, Path, description = "user id")),
-    responses((status = 200, body = UserView), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = UserView), (status = 404, body = crate::http::error::ErrorBody)))]
 async fn one(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
     let user = app.store.user(UserId(id)).await?;
     if caller.user == UserId(id) {

@@ -16,7 +16,7 @@ use warp::{Filter, Reply};
 use super::views::AttachmentView;
 use super::{authed, json, with_app, ApiResult, Caller};
 use crate::app::App;
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::store::NewAttachment;
 
 /// Room for multipart boundaries and part headers around the file itself.
@@ -43,9 +43,9 @@ pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
 
 #[utoipa::path(post, path = "/api/attachments", tag = "attachments", security(("bearer" = [])),
     request_body(content_type = "multipart/form-data", description = "field `file`: a png, jpeg, gif or webp image"),
-    responses((status = 201, body = AttachmentView), (status = 413, body = crate::error::ErrorBody),
-              (status = 413, description = "over the per-user upload quota (code quota_exceeded)", body = crate::error::ErrorBody),
-              (status = 415, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = AttachmentView), (status = 413, body = crate::http::error::ErrorBody),
+              (status = 413, description = "over the per-user upload quota (code quota_exceeded)", body = crate::http::error::ErrorBody),
+              (status = 415, body = crate::http::error::ErrorBody)))]
 async fn upload(
     app: Arc<App>,
     caller: Caller,
@@ -106,7 +106,7 @@ async fn upload(
 #[utoipa::path(get, path = "/uploads/{file}", tag = "attachments",
     params(("file" = String, Path, description = "`<uuid>.<png|jpg|gif|webp>`")),
     responses((status = 200, description = "the image", content_type = "image/*"),
-              (status = 404, body = crate::error::ErrorBody)))]
+              (status = 404, body = crate::http::error::ErrorBody)))]
 async fn serve(file: String, app: Arc<App>) -> ApiResult {
     let (path, image_type) = app
         .uploads

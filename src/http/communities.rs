@@ -9,11 +9,11 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::accounts::{user_views, valid_name, valid_query, valid_upload_url, SearchQuery};
-use super::views::{CommunityView, UserView};
+use super::input::{display_name, search_term, upload_url, SearchQuery};
+use super::views::{user_views, CommunityView, UserView};
 use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::fanout::{Notice, Scope};
 use crate::ids::CommunityId;
 use crate::store::{Community, NewCommunity};
@@ -102,10 +102,10 @@ async fn view(app: &App, community: Community) -> Result<CommunityView, ApiError
 
 #[utoipa::path(post, path = "/api/communities", tag = "communities", security(("bearer" = [])),
     request_body = CreateCommunity,
-    responses((status = 201, body = CommunityView), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = CommunityView), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn create(app: Arc<App>, caller: Caller, req: CreateCommunity) -> ApiResult {
-    let name = valid_name(&req.name, MAX_NAME_CHARS, "name")?;
-    let icon = valid_upload_url(&app, req.icon).await?;
+    let name = display_name(&req.name, MAX_NAME_CHARS, "name")?.into_string();
+    let icon = upload_url(&app, req.icon).await?;
     let description = req.description.filter(|d| !d.is_empty());
     if description
         .as_ref()
@@ -138,18 +138,18 @@ async fn mine(app: Arc<App>, caller: Caller) -> ApiResult {
 
 #[utoipa::path(get, path = "/api/communities/search", tag = "communities", security(("bearer" = [])),
     params(SearchQuery),
-    responses((status = 200, body = [CommunityView]), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = [CommunityView]), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn search(app: Arc<App>, _caller: Caller, query: SearchQuery) -> ApiResult {
     let q = query.q.unwrap_or_default();
-    valid_query(&q, MAX_NAME_CHARS)?;
+    search_term(&q, MAX_NAME_CHARS)?;
     let communities = app.store.search_communities(&q, SEARCH_LIMIT).await?;
     Ok(json(StatusCode::OK, &views(&app, communities).await?))
 }
 
 #[utoipa::path(post, path = "/api/communities/{id}/members", tag = "communities", security(("bearer" = [])),
     params(("id" = i64, Path, description = "community id")),
-    responses((status = 201, body = CommunityView), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = CommunityView), (status = 404, body = crate::http::error::ErrorBody),
+              (status = 409, body = crate::http::error::ErrorBody)))]
 async fn join(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
     let community = app
         .store
@@ -166,7 +166,7 @@ async fn join(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
 
 #[utoipa::path(delete, path = "/api/communities/{id}/members/me", tag = "communities", security(("bearer" = [])),
     params(("id" = i64, Path, description = "community id")),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 204), (status = 404, body = crate::http::error::ErrorBody)))]
 async fn leave(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
     app.store
         .leave_community(CommunityId(id), caller.user)
@@ -182,8 +182,8 @@ async fn leave(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
 
 #[utoipa::path(get, path = "/api/communities/{id}/members", tag = "communities", security(("bearer" = [])),
     params(("id" = i64, Path, description = "community id")),
-    responses((status = 200, body = [UserView]), (status = 403, body = crate::error::ErrorBody),
-              (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = [UserView]), (status = 403, body = crate::http::error::ErrorBody),
+              (status = 404, body = crate::http::error::ErrorBody)))]
 async fn members(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
     let id = CommunityId(id);
     app.store.community(id).await?;

@@ -9,11 +9,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::accounts::{user_view, user_views};
-use super::views::UserView;
+use super::views::{user_view, user_views, UserView};
 use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::fanout::{Notice, Scope};
 use crate::ids::UserId;
 
@@ -49,7 +48,7 @@ pub struct AddContact {
 }
 
 #[utoipa::path(get, path = "/api/contacts", tag = "contacts", security(("bearer" = [])),
-    responses((status = 200, body = [UserView]), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = [UserView]), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn list(app: Arc<App>, caller: Caller) -> ApiResult {
     let users = app.store.contacts(caller.user).await?;
     Ok(json(StatusCode::OK, &user_views(&app, users).await))
@@ -57,8 +56,8 @@ async fn list(app: Arc<App>, caller: Caller) -> ApiResult {
 
 #[utoipa::path(post, path = "/api/contacts", tag = "contacts", security(("bearer" = [])),
     request_body = AddContact,
-    responses((status = 201, body = UserView), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = UserView), (status = 404, body = crate::http::error::ErrorBody),
+              (status = 409, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn add(app: Arc<App>, caller: Caller, req: AddContact) -> ApiResult {
     let other = UserId(req.user_id);
     if other == caller.user {
@@ -76,7 +75,7 @@ async fn add(app: Arc<App>, caller: Caller, req: AddContact) -> ApiResult {
 
 #[utoipa::path(delete, path = "/api/contacts/{user_id}", tag = "contacts", security(("bearer" = [])),
     params(("user_id" = i64, Path, description = "the contact to remove")),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 204), (status = 404, body = crate::http::error::ErrorBody)))]
 async fn remove(user_id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
     app.store
         .remove_contact(caller.user, UserId(user_id))

@@ -13,7 +13,7 @@ use warp::Filter;
 
 use super::{authed, json, with_app, ApiResult, Caller};
 use crate::app::App;
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::fanout::participates;
 use crate::frame::ServerFrame;
 use crate::ids::{ConversationId, Seq};
@@ -107,8 +107,8 @@ async fn conversation_of(
     params(("conversation" = String, Path, description = "`p:{low}:{high}`, `g:{community}` or `s:{user}`")),
     responses(
         (status = 200, description = "Each participant's read cursor (the `read` frames, for a page that just loaded)", body = [ReadPosition]),
-        (status = 403, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody)))]
+        (status = 403, body = crate::http::error::ErrorBody),
+        (status = 404, body = crate::http::error::ErrorBody)))]
 async fn reads(conversation: String, app: Arc<App>, caller: Caller) -> ApiResult {
     let conversation = conversation_of(&app, &caller, &conversation).await?;
     let positions: Vec<ReadPosition> = app
@@ -141,9 +141,9 @@ pub struct HistoryQuery {
     params(("conversation" = String, Path, description = "`p:{low}:{high}`, `g:{community}` or `s:{user}`"), HistoryQuery),
     responses(
         (status = 200, description = "Messages oldest first, each shaped like the websocket `message` (or `system`) frame", body = Vec<serde_json::Value>),
-        (status = 403, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody),
-        (status = 422, body = crate::error::ErrorBody)))]
+        (status = 403, body = crate::http::error::ErrorBody),
+        (status = 404, body = crate::http::error::ErrorBody),
+        (status = 422, body = crate::http::error::ErrorBody)))]
 async fn history(
     conversation: String,
     app: Arc<App>,

@@ -15,7 +15,7 @@ use warp::{Filter, Reply};
 use super::{
     accounts, attachments, communities, contacts, conversations, ops, sessions, system, views,
 };
-use crate::error::{ErrorBody, ErrorDetail};
+use super::error::{ErrorBody, ErrorDetail};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
@@ -102,6 +102,11 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every path template the document lists (`/api/users/{id}`, ...): the routes' one list.
+pub fn path_templates() -> Vec<String> {
+    ApiDoc::openapi().paths.paths.keys().cloned().collect()
+}
+
 /// The document as pretty JSON: what `/api-docs/openapi.json` serves and
 /// `swagger/openapi.json` holds.
 pub fn openapi_json() -> String {
@@ -140,7 +145,7 @@ fn swagger(full: FullPath, tail: Tail, config: Arc<Config<'static>>) -> Response
             .header(header::CONTENT_TYPE, file.content_type)
             .body(file.bytes.into_owned().into())
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
-        Ok(None) => crate::error::ApiError::NotFound("file").into_response(),
-        Err(err) => crate::error::ApiError::Internal(err.to_string()).into_response(),
+        Ok(None) => crate::http::error::ApiError::NotFound("file").into_response(),
+        Err(err) => crate::http::error::ApiError::Internal(err.to_string()).into_response(),
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Handlers return `Result<Response, ApiError>`; warp renders both sides, so an error becomes
 //! the JSON error body in exactly one place ([`ApiError`]'s `Reply`). Filters that guard a route
-//! (authentication, body parsing) reject with an `ApiError`, which [`crate::error::recover`]
+//! (authentication, body parsing) reject with an `ApiError`, which [`crate::http::error::recover`]
 //! renders the same way.
 
 mod accounts;
@@ -11,14 +11,14 @@ mod communities;
 mod contacts;
 mod conversations;
 pub mod docs;
-pub mod listen;
+pub mod error;
+mod input;
 pub mod ops;
 mod page;
 mod sessions;
 mod system;
 mod views;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -30,9 +30,8 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::app::App;
-use crate::auth::token_hash;
-use crate::error::{recover, ApiError};
-use crate::ids::UserId;
+use error::{recover, ApiError};
+use crate::session::caller_for_token;
 
 /// Largest JSON body any route accepts.
 pub const JSON_BODY_LIMIT: u64 = 64 * 1024;
@@ -42,8 +41,9 @@ const JSON_BODY_DRAIN_LIMIT: u64 = 1024 * 1024;
 /// What a handler returns.
 pub type ApiResult = Result<Response, ApiError>;
 
-/// Every route of a node (REST, uploads, docs, page), with errors rendered and requests counted.
-pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
+/// Every route of a node (REST, uploads, docs, page, and the `chat` route the caller composes
+/// in: the websocket), with errors rendered and requests counted.
+pub fn routes(app: Arc<App>, chat: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
     let api = accounts::routes(&app)
         .or(contacts::routes(&app))
         .unify()
@@ -57,7 +57,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(sessions::routes(&app))
         .unify()
-        .or(crate::ws::routes(&app))
+        .or(chat)
         .unify()
         .or(ops::routes(&app))
         .unify()
@@ -79,6 +79,15 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         }))
         .map(Reply::into_response)
         .boxed()
+}
+
+/// The template of every route here, for metric labels: the OpenAPI document's paths, the
+/// document itself and the page (static files and Swagger UI are labelled by prefix).
+pub fn route_templates() -> Vec<String> {
+    let mut templates = docs::path_templates();
+    templates.push(docs::OPENAPI_PATH.to_owned());
+    templates.push("/".to_owned());
+    templates
 }
 
 /// What JSON, text and errors may do in a browser: nothing (no scripts, no frames).
@@ -115,21 +124,8 @@ pub fn metrics_routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// Hands the shared state to a handler.
-pub fn with_app(app: &Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {
-    let app = app.clone();
-    warp::any().map(move || app.clone())
-}
-
-/// The authenticated caller of a request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub user: UserId,
-    /// The hash of the token presented, to revoke exactly this session.
-    pub token_hash: String,
-    /// When the session ends (epoch ms): a websocket opened with it closes then.
-    pub expires_at: i64,
-}
+pub use crate::app::with_app;
+pub use crate::session::Caller;
 
 /// Requires `Authorization: Bearer <token>` naming a live session.
 pub fn authed(app: &Arc<App>) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
@@ -142,21 +138,10 @@ pub fn authed(app: &Arc<App>) -> impl Filter<Extract = (Caller,), Error = Reject
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or(ApiError::Unauthorized)?;
-            caller_for_token(&app, token).await.map_err(Rejection::from)
+            caller_for_token(&app.store, token)
+                .await
+                .map_err(|refused| Rejection::from(ApiError::from(refused)))
         })
-}
-
-/// Looks a bearer token up; shared by the REST filter and the websocket upgrade.
-pub async fn caller_for_token(app: &App, token: &str) -> Result<Caller, ApiError> {
-    let hash = token_hash(token);
-    match app.store.session_user(&hash).await? {
-        Some((user, expires_at)) => Ok(Caller {
-            user,
-            token_hash: hash,
-            expires_at,
-        }),
-        None => Err(ApiError::Unauthorized),
-    }
 }
 
 /// A JSON body of type `T`, at most [`JSON_BODY_LIMIT`] bytes, with a clear error when it is

@@ -13,7 +13,7 @@ use warp::Filter;
 
 use super::{authed, json, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::fanout::{Notice, Scope};
 
 pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
@@ -47,7 +47,7 @@ pub struct SessionView {
 
 #[utoipa::path(get, path = "/api/sessions", tag = "accounts", security(("bearer" = [])),
     responses((status = 200, description = "The caller's live sessions, newest first", body = [SessionView]),
-              (status = 401, body = crate::error::ErrorBody)))]
+              (status = 401, body = crate::http::error::ErrorBody)))]
 async fn list(app: Arc<App>, caller: Caller) -> ApiResult {
     let sessions: Vec<SessionView> = app
         .store
@@ -67,7 +67,7 @@ async fn list(app: Arc<App>, caller: Caller) -> ApiResult {
 #[utoipa::path(delete, path = "/api/sessions/{id}", tag = "accounts", security(("bearer" = [])),
     params(("id" = i64, Path, description = "a session id from GET /api/sessions")),
     responses((status = 204, description = "Revoked: its connections close on every node"),
-              (status = 404, body = crate::error::ErrorBody)))]
+              (status = 404, body = crate::http::error::ErrorBody)))]
 async fn revoke(id: i64, app: Arc<App>, caller: Caller) -> ApiResult {
     // Only the caller's own sessions: another user's id reads as not found.
     let token_hash = app

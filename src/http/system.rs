@@ -15,8 +15,8 @@ use warp::Filter;
 use super::{json, json_body, with_app, ApiResult};
 use crate::app::App;
 use crate::commit::{Origin, SendError, Submission, Target};
-use crate::error::ApiError;
-use crate::frame::Media;
+use super::error::ApiError;
+use crate::media::Media;
 use crate::ids::{ConversationId, Seq, UserId};
 
 pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
@@ -66,9 +66,9 @@ fn is_admin(app: &App, header: Option<&str>) -> Result<(), ApiError> {
 
 #[utoipa::path(post, path = "/api/system-messages", tag = "messages",
     security(("bearer" = [])), request_body = SystemMessage,
-    responses((status = 201, body = SystemMessageStored), (status = 401, body = crate::error::ErrorBody),
-              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-              (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = SystemMessageStored), (status = 401, body = crate::http::error::ErrorBody),
+              (status = 403, body = crate::http::error::ErrorBody), (status = 404, body = crate::http::error::ErrorBody),
+              (status = 422, body = crate::http::error::ErrorBody)))]
 async fn send(app: Arc<App>, authorization: Option<String>, req: SystemMessage) -> ApiResult {
     is_admin(&app, authorization.as_deref())?;
     let limit = app.settings.chat.max_content_bytes;

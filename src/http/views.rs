@@ -4,6 +4,8 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::app::App;
+use crate::ids::UserId;
 use crate::store::{Attachment, Community, User};
 
 /// A user. `online` is live presence. `email` and `phone` are shown to the user themselves
@@ -106,4 +108,23 @@ impl From<Attachment> for AttachmentView {
             height: size.map(|(_, h)| h),
         }
     }
+}
+
+/// Another user as the caller sees them, with live presence.
+pub(super) async fn user_view(app: &App, user: User) -> UserView {
+    let online = app.presence.is_online(UserId(user.id)).await;
+    UserView::new(user, online)
+}
+
+/// Users as the caller sees them, with live presence (one presence look-up for all).
+pub(super) async fn user_views(app: &App, users: Vec<User>) -> Vec<UserView> {
+    let ids: Vec<UserId> = users.iter().map(|u| UserId(u.id)).collect();
+    let online = app.presence.online_among(&ids).await;
+    users
+        .into_iter()
+        .map(|u| {
+            let on = online.contains(&UserId(u.id));
+            UserView::new(u, on)
+        })
+        .collect()
 }

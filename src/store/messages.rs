@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::entity::{conversation, message, read_cursor};
 use super::{now_ms, Store, StoreError};
-use crate::frame::Media;
+use crate::media::Media;
 use crate::ids::{CommunityId, ConversationId, Seq, UserId};
 
 /// A stored message, as every layer above storage sees it.

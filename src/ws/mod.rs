@@ -2,6 +2,7 @@
 //! becomes a [`Conn`] with two tasks, `send_proc` (queue → socket, in order, once) and
 //! `recv_proc` (socket → dispatch), as in GinChat, but with a bounded queue.
 
+pub mod dispatch;
 mod recv;
 mod send;
 
@@ -14,11 +15,13 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::app::App;
-use crate::error::ApiError;
+use crate::app::{with_app, App};
 use crate::fanout::{Notice, Scope};
-use crate::http::{caller_for_token, with_app, Caller};
+use crate::session::{caller_for_token, Caller, Refused};
 use crate::hub::{CloseReason, Conn};
+
+/// Where the websocket is served.
+pub const PATH: &str = "/chat";
 
 /// `?token=`: browsers cannot set headers on a websocket.
 #[derive(Debug, Deserialize)]
@@ -33,8 +36,8 @@ pub fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
             let token = q
                 .token
                 .filter(|t| !t.is_empty())
-                .ok_or(ApiError::Unauthorized)?;
-            caller_for_token(&app, &token)
+                .ok_or(Refused::Unauthorized)?;
+            caller_for_token(&app.store, &token)
                 .await
                 .map_err(Rejection::from)
         },
@@ -43,7 +46,7 @@ pub fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(authenticated)
         .and(warp::ws())
-        .and(crate::http::listen::peer())
+        .and(crate::listen::peer())
         .and(with_app(app))
         .map(
             |caller: Caller, ws: Ws, peer: Option<SocketAddr>, app: Arc<App>| {

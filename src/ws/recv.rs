@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use warp::filters::ws::WebSocket;
 
 use crate::app::App;
-use crate::dispatch::{dispatch, parse, FrameError};
+use super::dispatch::{dispatch, parse, FrameError};
 use crate::hub::{CloseReason, Conn, Outgoing};
 
 /// The longest single timer for a session's expiry (longer ones are re-armed).

@@ -10,9 +10,10 @@ use serde_json::Value;
 use crate::app::App;
 use crate::commit::{Origin, SendError, Submission, Target};
 use crate::fanout::{participants, participates, Notice, Scope};
-use crate::frame::{ClientFrame, Media, ServerFrame};
+use crate::frame::{ClientFrame, ServerFrame};
 use crate::hub::{Conn, Outgoing};
 use crate::ids::{ConversationId, Seq, UserId};
+use crate::media::Media;
 use crate::store::StoreError;
 
 /// Longest client `id`, in bytes (it is stored to make sends idempotent).
@@ -79,8 +80,6 @@ impl From<StoreError> for FrameError {
     }
 }
 
-const TYPES: &[&str] = &["private", "group", "heartbeat", "read", "typing", "sync"];
-
 /// Parses a text frame, telling not-JSON, unknown type and wrong shape apart. On error, the
 /// client's `id` (if it could be read) comes back for the error frame.
 pub fn parse(text: &str) -> Result<ClientFrame, (FrameError, Option<String>)> {
@@ -90,7 +89,7 @@ pub fn parse(text: &str) -> Result<ClientFrame, (FrameError, Option<String>)> {
     let kind = value.get("type").and_then(Value::as_str);
     match kind {
         None => Err((FrameError::Invalid("missing \"type\"".into()), id)),
-        Some(t) if !TYPES.contains(&t) => Err((FrameError::UnknownType(t.to_owned()), id)),
+        Some(t) if !ClientFrame::types().contains(&t) => Err((FrameError::UnknownType(t.to_owned()), id)),
         Some(_) => {
             serde_json::from_value(value).map_err(|e| (FrameError::Invalid(e.to_string()), id))
         }

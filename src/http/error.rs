@@ -1,4 +1,5 @@
-//! The one error type of the HTTP API, and the single place where errors become responses:
+//! The one error type of the HTTP API (it lives with HTTP: other transports have their own, such
+//! as the websocket's `error` frames), and the single place where errors become responses:
 //! `{"error":{"code","message"}}` with a stable snake_case `code` and the matching status.
 
 use std::convert::Infallible;
@@ -181,9 +182,15 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     // neighbour's "wrong method" or "not found" must not hide the real problem.
     let err = if let Some(err) = rejection.find::<ApiError>() {
         err.clone()
+    } else if let Some(refused) = rejection.find::<crate::session::Refused>() {
+        // The websocket upgrade's token check.
+        match refused {
+            crate::session::Refused::Unauthorized => ApiError::Unauthorized,
+            crate::session::Refused::Store(err) => ApiError::Internal(err.to_string()),
+        }
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         // Only JSON bodies use warp's length limit; uploads count their own bytes.
-        ApiError::PayloadTooLarge(crate::http::JSON_BODY_LIMIT)
+        ApiError::PayloadTooLarge(super::JSON_BODY_LIMIT)
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         ApiError::LengthRequired
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
@@ -204,6 +211,16 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
     };
     Ok(err.into_response())
+}
+
+impl From<crate::session::Refused> for ApiError {
+    fn from(refused: crate::session::Refused) -> Self {
+        use crate::session::Refused;
+        match refused {
+            Refused::Unauthorized => Self::Unauthorized,
+            Refused::Store(err) => err.into(),
+        }
+    }
 }
 
 impl From<crate::upload::UploadError> for ApiError {
