@@ -2,10 +2,56 @@
 //! `config/{CHORUS_ENV}.toml` (or the file given with `--config`) < `CHORUS__SECTION__KEY`
 //! environment variables. The env names are part of the contract that scripts and tests use.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
+
+/// A setting that must not show up in logs: its `Debug` says only whether it is set. The
+/// value is read with [`Secret::expose`], where it is used.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it is unset.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "[empty]" } else { "[redacted]" })
+    }
+}
+
+/// A URL whose password (`scheme://user:password@host`) is hidden by `Debug`.
+fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:[redacted]@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
 
 /// Everything a node needs to start.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,7 +73,7 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct MetricsSettings {
     pub addr: String,
-    pub token: String,
+    pub token: Secret,
 }
 
 /// Where to listen and how long to drain on shutdown.
@@ -45,8 +91,30 @@ pub struct ServerSettings {
     pub write_timeout_secs: u64,
 }
 
+impl ServerSettings {
+    /// How long each step of a graceful stop may take.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// Time for a new connection's request headers (at least a second).
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs.max(1))
+    }
+
+    /// No progress either way for this long closes a connection (at least a second).
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+
+    /// A write without progress for this long fails (at least a second).
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs.max(1))
+    }
+}
+
 /// The shared database; every node of a cluster points at the same one.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
@@ -64,10 +132,35 @@ impl DatabaseSettings {
     }
 }
 
+impl DatabaseSettings {
+    /// How long an SQLite writer waits for another process's lock.
+    pub fn busy_timeout(&self) -> Duration {
+        Duration::from_millis(self.busy_timeout_ms)
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redacted_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("busy_timeout_ms", &self.busy_timeout_ms)
+            .finish()
+    }
+}
+
 /// Optional Redis; empty means presence lives in memory.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct RedisSettings {
     pub url: String,
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &redacted_url(&self.url))
+            .finish()
+    }
 }
 
 /// Upload folder and cap.
@@ -95,16 +188,28 @@ pub struct AuthSettings {
     pub failure_refill_secs: u64,
 }
 
+impl AuthSettings {
+    /// How long a kept session lives.
+    pub fn token_ttl(&self) -> Duration {
+        Duration::from_secs(self.token_ttl_secs)
+    }
+
+    /// After how long one more failed log-in is allowed (at least a second).
+    pub fn failure_refill(&self) -> Duration {
+        Duration::from_secs(self.failure_refill_secs.max(1))
+    }
+}
+
 /// Admin routes; an empty token turns them off.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AdminSettings {
-    pub token: String,
+    pub token: Secret,
 }
 
 /// Websocket limits and timings.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChatSettings {
-    pub heartbeat_interval_secs: u64,
+    /// A connection silent this long is closed (and its Redis presence entry lives this long).
     pub heartbeat_timeout_secs: u64,
     /// Outgoing frames a Node may have waiting before it is judged too slow and closed.
     pub queue_len: usize,
@@ -122,6 +227,13 @@ pub struct ChatSettings {
     pub writer_queue: usize,
 }
 
+impl ChatSettings {
+    /// A connection silent this long is closed (at least a second).
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_timeout_secs.max(1))
+    }
+}
+
 /// Which cluster transport carries events between nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -137,7 +249,7 @@ pub struct ClusterSettings {
     pub transport: Transport,
     pub broadcast: SocketAddr,
     pub port: u16,
-    pub secret: String,
+    pub secret: Secret,
     pub name: String,
     /// Empty means a random id at start.
     pub node_id: String,
@@ -147,6 +259,18 @@ pub struct ClusterSettings {
     pub peer_timeout_ms: u64,
     /// Packets stamped further than this from our clock are stale (replay window).
     pub max_skew_ms: i64,
+}
+
+impl ClusterSettings {
+    /// How often a node says it is alive (at least every 50 ms).
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.max(50))
+    }
+
+    /// A peer silent this long is considered gone.
+    pub fn peer_timeout(&self) -> Duration {
+        Duration::from_millis(self.peer_timeout_ms)
+    }
 }
 
 /// Built-in defaults: one node, SQLite under `data/`, presence in memory, no cluster.
@@ -185,7 +309,6 @@ failure_refill_secs = 6
 token = ""
 
 [chat]
-heartbeat_interval_secs = 20
 heartbeat_timeout_secs = 60
 queue_len = 1024
 max_frame_bytes = 65536
@@ -240,5 +363,27 @@ impl Settings {
             .build()?
             .try_deserialize()?;
         Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let secret = Secret::from("q3J5X0m8Zt7bV1kYcW2rN9uD4hL6sPaE0fGiTjOxRyQ=");
+        assert_eq!(format!("{secret:?}"), "[redacted]");
+        assert_eq!(format!("{:?}", Secret::default()), "[empty]");
+        let db = DatabaseSettings {
+            url: "postgres://chorus:hunter2@db.example:5432/chorus".into(),
+            max_connections: 1,
+            busy_timeout_ms: 1,
+        };
+        let shown = format!("{db:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://chorus:[redacted]@db.example:5432/chorus"));
+        assert_eq!(redacted_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redacted_url("sqlite://data/chorus.db?mode=rwc"), "sqlite://data/chorus.db?mode=rwc");
     }
 }

@@ -5,7 +5,7 @@
 //! slow reader cannot hold up dispatch for anyone else.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::frame::ServerFrame;
 use crate::ids::{ConversationId, Seq, UserId};
+use crate::lock::{lock, read, write};
 use crate::store::now_ms;
 
 /// A connection's id, unique on this server for its lifetime.
@@ -120,15 +121,11 @@ impl CloseReason {
 }
 
 /// One websocket connection: GinChat's `Node`, with a bounded queue instead of an unbounded one.
-#[derive(Debug)]
 pub struct Conn {
     pub id: ConnId,
     pub user: UserId,
-    pub peer: Option<SocketAddr>,
     /// The hash of the token the connection was opened with (log-out closes it).
     pub token_hash: String,
-    /// Epoch ms of the upgrade.
-    pub login_at: i64,
     /// Epoch ms when the session behind the token ends; the connection closes then.
     pub expires_at: i64,
     last_seen: AtomicI64,
@@ -142,12 +139,23 @@ pub struct Conn {
     pending: Mutex<HashSet<String>>,
 }
 
+impl fmt::Debug for Conn {
+    /// Without the token hash, which names the session.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .field("expires_at", &self.expires_at)
+            .field("closing", &self.is_closing())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Conn {
     /// A connection and the receiving end of its queue (for its `send_proc`).
     pub fn new(
         id: ConnId,
         user: UserId,
-        peer: Option<SocketAddr>,
         token_hash: String,
         expires_at: i64,
         queue_len: usize,
@@ -157,9 +165,7 @@ impl Conn {
         let conn = Arc::new(Self {
             id,
             user,
-            peer,
             token_hash,
-            login_at: now,
             expires_at,
             last_seen: AtomicI64::new(now),
             queue,
@@ -206,9 +212,7 @@ impl Conn {
     /// Asks the connection's tasks to stop; the first reason given wins. A slow or silent client is
     /// abandoned: nothing more is written to it, not even what is queued.
     pub fn close(&self, reason: CloseReason) {
-        if let Ok(mut slot) = self.close_reason.lock() {
-            slot.get_or_insert(reason);
-        }
+        lock(&self.close_reason).get_or_insert(reason);
         if reason == CloseReason::SLOW || reason == CloseReason::IDLE {
             self.abandoned.cancel();
         }
@@ -227,24 +231,17 @@ impl Conn {
 
     /// Notes a send of this connection waiting for its ack.
     pub fn expect_ack(&self, client_id: &str) {
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(client_id.to_owned());
-        }
+        lock(&self.pending).insert(client_id.to_owned());
     }
 
     /// The send's ack (or error) is on its way: it no longer waits.
     pub fn settle(&self, client_id: &str) {
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.remove(client_id);
-        }
+        lock(&self.pending).remove(client_id);
     }
 
     /// Whether a send with this client id still waits for its ack.
     pub fn awaits_ack(&self, client_id: &str) -> bool {
-        self.pending
-            .lock()
-            .map(|p| p.contains(client_id))
-            .unwrap_or(false)
+        lock(&self.pending).contains(client_id)
     }
 
     /// Resolves when the connection is asked to close.
@@ -259,7 +256,7 @@ impl Conn {
 
     /// The reason given to [`Conn::close`], if any.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.close_reason.lock().ok().and_then(|r| *r)
+        *lock(&self.close_reason)
     }
 }
 
@@ -278,7 +275,7 @@ impl Hub {
 
     /// Adds a connection; true when it is the user's first on this server.
     pub fn register(&self, conn: Arc<Conn>) -> bool {
-        let mut map = self.conns.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = write(&self.conns);
         let list = map.entry(conn.user).or_default();
         list.push(conn);
         list.len() == 1
@@ -287,7 +284,7 @@ impl Hub {
     /// Removes a connection by id (never another connection of the same user); true when it was
     /// the user's last on this server.
     pub fn unregister(&self, conn: &Conn) -> bool {
-        let mut map = self.conns.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = write(&self.conns);
         let Some(list) = map.get_mut(&conn.user) else {
             return false;
         };
@@ -309,7 +306,7 @@ impl Hub {
         out: &Outgoing,
         except: Option<ConnId>,
     ) {
-        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        let map = read(&self.conns);
         for user in users {
             for conn in map.get(&user).into_iter().flatten() {
                 if Some(conn.id) != except {
@@ -321,21 +318,18 @@ impl Hub {
 
     /// How many connections `user` has here.
     pub fn count(&self, user: UserId) -> usize {
-        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        let map = read(&self.conns);
         map.get(&user).map_or(0, Vec::len)
     }
 
     /// Whether `user` has a connection here.
     pub fn has_user(&self, user: UserId) -> bool {
-        self.conns
-            .read()
-            .map(|m| m.contains_key(&user))
-            .unwrap_or(false)
+        read(&self.conns).contains_key(&user)
     }
 
     /// The users with a connection here.
     pub fn users(&self) -> Vec<UserId> {
-        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        let map = read(&self.conns);
         map.keys().copied().collect()
     }
 
@@ -348,7 +342,7 @@ impl Hub {
 
     /// Every connection (for the heartbeat sweep and shutdown).
     pub fn all(&self) -> Vec<Arc<Conn>> {
-        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        let map = read(&self.conns);
         map.values().flatten().cloned().collect()
     }
 
@@ -366,7 +360,7 @@ impl Hub {
     /// Closes every connection of a user but those opened with `keep` (a password change keeps the
     /// session that made it).
     pub fn close_user_except(&self, user: UserId, keep: &str, reason: CloseReason) {
-        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        let map = read(&self.conns);
         for conn in map.get(&user).into_iter().flatten() {
             if conn.token_hash != keep {
                 conn.close(reason);
@@ -376,7 +370,7 @@ impl Hub {
 
     /// Closes every connection of a user.
     pub fn close_user(&self, user: UserId, reason: CloseReason) {
-        let map = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        let map = read(&self.conns);
         for conn in map.get(&user).into_iter().flatten() {
             conn.close(reason);
         }

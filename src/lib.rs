@@ -32,6 +32,7 @@ pub mod hub;
 pub mod ids;
 pub mod imagesize;
 pub mod listen;
+pub mod lock;
 pub mod media;
 pub mod metrics;
 pub mod names;
@@ -93,6 +94,10 @@ pub struct Server {
     stop_writer: CancellationToken,
     /// `udp_send`, which ends after announcing this node's departure.
     cluster_sender: Option<JoinHandle<()>>,
+    /// Every other background task (the heartbeat sweep, the metrics listener, the cluster's
+    /// receivers, the fan-out of peers' notices): each ends when `stopping` is cancelled, and
+    /// shutdown waits for them all.
+    tasks: TaskTracker,
 }
 
 impl Server {
@@ -109,7 +114,7 @@ impl Server {
         let presence = Arc::new(if settings.redis.url.is_empty() {
             Presence::memory()
         } else {
-            let ttl_ms = (settings.chat.heartbeat_timeout_secs.max(1) * 1000) as i64;
+            let ttl_ms = settings.chat.heartbeat_timeout().as_millis() as i64;
             Presence::redis(&settings.redis.url, node_name.clone(), ttl_ms).await?
         });
         let (cluster, cluster_parts) = if settings.cluster.enabled {
@@ -124,13 +129,14 @@ impl Server {
         let metrics = Metrics::new(RouteLabels::new(templates))?;
         let stopping = CancellationToken::new();
         let hub = Arc::new(Hub::default());
+        let tasks = TaskTracker::new();
         let fanout = Arc::new(Fanout::new(hub.clone(), store.clone(), cluster.clone()));
         let cluster_sender = match (&cluster, cluster_parts) {
             (Some(cluster), Some(parts)) => {
                 let (sender, heard) =
-                    cluster.spawn(parts, metrics.clone(), presence.clone(), stopping.clone());
+                    cluster.spawn(parts, metrics.clone(), presence.clone(), &tasks, &stopping);
                 // Peers' notices enter the same fan-out as this node's own.
-                tokio::spawn(fanout.clone().hear(heard));
+                tasks.spawn(fanout.clone().hear(heard));
                 Some(sender)
             }
             _ => None,
@@ -168,7 +174,7 @@ impl Server {
             login_throttle: throttle::LoginThrottle::new(&settings.auth),
             settings,
         });
-        tokio::spawn(sweep(app.clone()));
+        tasks.spawn(sweep(app.clone()));
 
         // HTTP and the websocket meet here, at the top: neither imports the other.
         let routes = http::routes(app.clone(), ws::routes(&app));
@@ -214,7 +220,7 @@ impl Server {
             println!("metrics on {bound}");
             let routes = http::metrics_routes(app.clone());
             let stopping = app.stopping.clone();
-            tokio::spawn(listen::serve(
+            tasks.spawn(listen::serve(
                 listener,
                 routes,
                 app.settings.server.clone(),
@@ -230,6 +236,7 @@ impl Server {
             writer,
             stop_writer,
             cluster_sender,
+            tasks,
         })
     }
 
@@ -243,7 +250,7 @@ impl Server {
     /// the peers this node leaves; flush each connection's queue and close sockets with a
     /// close frame; close the database pool. Each step bounded by `server.shutdown_grace_secs`.
     pub async fn shutdown(mut self) {
-        let grace = Duration::from_secs(self.app.settings.server.shutdown_grace_secs);
+        let grace = self.app.settings.server.shutdown_grace();
         if let Some(stop) = self.stop_http.take() {
             let _ = stop.send(());
         }
@@ -273,14 +280,19 @@ impl Server {
         if tokio::time::timeout(grace, &mut self.http).await.is_err() {
             self.http.abort();
         }
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!("background tasks still running after the grace period");
+        }
         self.app.store.clone().close().await;
     }
 }
 
 /// Closes connections that have been silent longer than the heartbeat timeout.
 async fn sweep(app: Arc<App>) {
-    let timeout_ms = (app.settings.chat.heartbeat_timeout_secs.max(1) * 1000) as i64;
-    let every = Duration::from_millis((timeout_ms as u64 / 4).clamp(100, 5_000));
+    let timeout = app.settings.chat.heartbeat_timeout();
+    let timeout_ms = timeout.as_millis() as i64;
+    let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {

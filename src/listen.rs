@@ -92,9 +92,9 @@ pub async fn serve(
     let cap = connection_cap(settings.max_connections);
     tracing::info!(max_connections = cap, "accepting connections");
     let timeouts = Timeouts {
-        header: Duration::from_secs(settings.header_timeout_secs.max(1)),
-        idle: Duration::from_secs(settings.idle_timeout_secs.max(1)),
-        write: Duration::from_secs(settings.write_timeout_secs.max(1)),
+        header: settings.header_timeout(),
+        idle: settings.idle_timeout(),
+        write: settings.write_timeout(),
     };
     let slots = Arc::new(Semaphore::new(cap));
     let accepted = futures_util::stream::unfold(

@@ -21,6 +21,7 @@ use redis::aio::ConnectionManager;
 
 use crate::hub::ConnId;
 use crate::ids::UserId;
+use crate::lock::lock;
 use crate::store::now_ms;
 
 /// Longest wait for one Redis round trip.
@@ -72,12 +73,7 @@ impl RedisPresence {
         what: &str,
         fut: impl Future<Output = redis::RedisResult<T>>,
     ) -> Option<T> {
-        let resting = self
-            .resting_until
-            .lock()
-            .ok()
-            .and_then(|r| *r)
-            .is_some_and(|until| Instant::now() < until);
+        let resting = lock(&self.resting_until).is_some_and(|until| Instant::now() < until);
         if resting {
             return None;
         }
@@ -87,9 +83,7 @@ impl RedisPresence {
             Err(_) => format!("no answer within {REDIS_TIMEOUT:?}"),
         };
         tracing::warn!(%failure, what, "presence: redis failed; answering from this node's view for {REDIS_BACKOFF:?}");
-        if let Ok(mut r) = self.resting_until.lock() {
-            *r = Some(Instant::now() + REDIS_BACKOFF);
-        }
+        *lock(&self.resting_until) = Some(Instant::now() + REDIS_BACKOFF);
         None
     }
 }
@@ -137,9 +131,7 @@ impl Presence {
 
     /// A connection of `user` opened (or sent a heartbeat).
     pub async fn up(&self, user: UserId, id: ConnId) {
-        if let Ok(mut local) = self.local.lock() {
-            local.up(user, id);
-        }
+        lock(&self.local).up(user, id);
         if let Some(r) = &self.redis {
             let mut conn = r.conn.clone();
             let mut pipe = redis::pipe();
@@ -153,9 +145,7 @@ impl Presence {
 
     /// A connection of `user` closed; returns whether the user is still online anywhere.
     pub async fn down(&self, user: UserId, id: ConnId) -> bool {
-        if let Ok(mut local) = self.local.lock() {
-            local.down(user, id);
-        }
+        lock(&self.local).down(user, id);
         if let Some(r) = &self.redis {
             let mut conn = r.conn.clone();
             let mut cmd = redis::cmd("ZREM");
@@ -194,31 +184,27 @@ impl Presence {
                     .collect();
             }
         }
-        let Ok(local) = self.local.lock() else {
-            return HashSet::new();
-        };
+        let local = lock(&self.local);
         users.iter().copied().filter(|u| local.online(u)).collect()
     }
 
     /// A peer reported that `user` has (or no longer has) a connection there. With Redis this
     /// is the fallback view only: Redis already holds every node's connections.
     pub fn remote(&self, node: &str, user: UserId, here: bool) {
-        if let Ok(mut state) = self.local.lock() {
-            let set = state.peers.entry(node.to_owned()).or_default();
-            if here {
-                set.insert(user);
-            } else {
-                set.remove(&user);
-            }
+        let mut state = lock(&self.local);
+        let set = state.peers.entry(node.to_owned()).or_default();
+        if here {
+            set.insert(user);
+        } else {
+            set.remove(&user);
         }
     }
 
     /// A peer went silent, left or restarted: forget whom it reported, and return them.
     pub fn forget_node(&self, node: &str) -> Vec<UserId> {
-        self.local
-            .lock()
-            .ok()
-            .and_then(|mut s| s.peers.remove(node))
+        lock(&self.local)
+            .peers
+            .remove(node)
             .map(|set| set.into_iter().collect())
             .unwrap_or_default()
     }

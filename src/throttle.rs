@@ -48,7 +48,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     /// `None` when `key` may try; else the seconds until it may.
     fn wait(&self, key: &K) -> Option<u64> {
         let now = Instant::now();
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let map = crate::lock::lock(&self.map);
         let level = self.level(*map.get(key)?, now);
         if level >= 1.0 {
             return None;
@@ -59,7 +59,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     /// Counts one failure against `key`.
     fn fail(&self, key: K) {
         let now = Instant::now();
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::lock::lock(&self.map);
         if map.len() >= MAX_KEYS && !map.contains_key(&key) {
             let burst = self.burst;
             map.retain(|_, b| {
@@ -93,7 +93,7 @@ pub struct LoginThrottle {
 impl LoginThrottle {
     /// A throttle with the configured bursts and refill.
     pub fn new(auth: &AuthSettings) -> Self {
-        let refill = Duration::from_secs(auth.failure_refill_secs.max(1));
+        let refill = auth.failure_refill();
         Self {
             accounts: Buckets::new(auth.account_failures, refill),
             addresses: Buckets::new(auth.address_failures, refill),

@@ -34,6 +34,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use event::{Control, Event};
 pub use packet::{Codec, DropReason, Envelope, MAX_PACKET};
@@ -159,7 +160,7 @@ impl Cluster {
         redis_url: &str,
         node: String,
     ) -> Result<(Self, Parts), ClusterError> {
-        secret::check(&settings.secret)?;
+        secret::check(settings.secret.expose())?;
         let transport = match settings.transport {
             TransportKind::Udp => {
                 let udp = udp::Udp::bind(settings.broadcast, settings.port)?;
@@ -191,29 +192,30 @@ impl Cluster {
             Parts {
                 transport: Arc::new(transport),
                 outbox: rx,
-                codec: Codec::new(&settings.secret, &settings.name),
+                codec: Codec::new(settings.secret.expose(), &settings.name),
                 settings: settings.clone(),
                 epoch,
             },
         ))
     }
 
-    /// Starts `udp_send`, `udp_recv` and the repair loop. Returns `udp_send`'s handle, which
-    /// ends after [`Cluster::leave`] once everything queued is sent and departure announced,
-    /// and what the receiver hears from peers, for the fan-out. The receiver stops when
-    /// `stopping` is cancelled.
+    /// Starts `udp_send`, `udp_recv` and the repair loop, all on `tasks`. Returns `udp_send`'s
+    /// handle, which ends after [`Cluster::leave`] once everything queued is sent and
+    /// departure announced, and what the receiver hears from peers, for the fan-out. The
+    /// receiving tasks stop when `stopping` is cancelled.
     pub fn spawn(
         &self,
         parts: Parts,
         metrics: Metrics,
         presence: Arc<Presence>,
-        stopping: CancellationToken,
+        tasks: &TaskTracker,
+        stopping: &CancellationToken,
     ) -> (JoinHandle<()>, mpsc::Receiver<Heard>) {
         let cluster = self;
         let (inbound_tx, inbound_rx) = mpsc::channel(OUTBOX);
         match parts.transport.as_ref() {
-            Transport::Udp(udp) => udp.spawn_receivers(inbound_tx),
-            Transport::Redis(r) => r.spawn_receiver(&cluster.node, inbound_tx),
+            Transport::Udp(udp) => udp.spawn_receivers(inbound_tx, tasks, stopping),
+            Transport::Redis(r) => r.spawn_receiver(&cluster.node, inbound_tx, tasks, stopping),
         }
         let (heard_tx, heard_rx) = mpsc::channel(HEARD);
         let sender = Sender {
@@ -226,10 +228,10 @@ impl Cluster {
             next: 1,
             next_control: 1,
             kept: VecDeque::with_capacity(RESEND_WINDOW),
-            heartbeat: Duration::from_millis(parts.settings.heartbeat_ms.max(50)),
+            heartbeat: parts.settings.heartbeat(),
             overflowed: cluster.overflowed.clone(),
         };
-        let sending = tokio::spawn(sender.run(parts.outbox, cluster.leave.clone()));
+        let sending = tasks.spawn(sender.run(parts.outbox, cluster.leave.clone()));
         let receiver = receiver::Receiver::new(
             receiver::Handles {
                 me: cluster.node.clone(),
@@ -242,7 +244,7 @@ impl Cluster {
             parts.codec,
             parts.settings,
         );
-        tokio::spawn(receiver.run(inbound_rx, stopping));
+        tasks.spawn(receiver.run(inbound_rx, stopping.clone()));
         (sending, heard_rx)
     }
 
@@ -273,7 +275,7 @@ impl Cluster {
 
     /// The peers heard from recently (for `/readyz`).
     pub fn peers(&self) -> Vec<PeerView> {
-        self.peers.lock().map(|p| p.clone()).unwrap_or_default()
+        crate::lock::lock(&self.peers).clone()
     }
 }
 

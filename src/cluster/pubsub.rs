@@ -8,6 +8,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::Inbound;
 
@@ -52,18 +54,33 @@ impl PubSub {
             .await;
     }
 
-    /// Subscribes (and re-subscribes after any failure) for `node`, feeding `inbound`.
-    pub fn spawn_receiver(&self, node: &str, inbound: mpsc::Sender<Inbound>) {
+    /// Subscribes (and re-subscribes after any failure) for `node`, feeding `inbound` until
+    /// `stop`.
+    pub fn spawn_receiver(
+        &self,
+        node: &str,
+        inbound: mpsc::Sender<Inbound>,
+        tasks: &TaskTracker,
+        stop: &CancellationToken,
+    ) {
         let client = self.client.clone();
         let channels = [self.all.clone(), format!("{}{node}", self.prefix)];
-        tokio::spawn(async move {
+        let stop = stop.clone();
+        tasks.spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
-                match subscribe(&client, &channels, &inbound).await {
+                let subscribed = tokio::select! {
+                    subscribed = subscribe(&client, &channels, &inbound) => subscribed,
+                    _ = stop.cancelled() => return,
+                };
+                match subscribed {
                     Ok(()) => return,
                     Err(err) => {
                         tracing::warn!(%err, "cluster: redis subscription lost; reconnecting");
-                        tokio::time::sleep(backoff).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = stop.cancelled() => return,
+                        }
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                 }

@@ -428,7 +428,7 @@ impl Receiver {
 
     /// Re-requests gaps; declares silent peers gone.
     async fn repair(&mut self) {
-        let dead_after = Duration::from_millis(self.settings.peer_timeout_ms);
+        let dead_after = self.settings.peer_timeout();
         let mut resync = false;
         let mut gone = Vec::new();
         for (node, peer) in &mut self.peers {
@@ -491,9 +491,7 @@ impl Receiver {
             })
             .collect();
         self.metrics.cluster_peers.set(view.len() as i64);
-        if let Ok(mut slot) = self.view.lock() {
-            *slot = view;
-        }
+        *crate::lock::lock(&self.view) = view;
     }
 }
 

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::Inbound;
 
@@ -103,18 +105,27 @@ impl Udp {
         }
     }
 
-    /// Starts `udp_recv` on both sockets, feeding `inbound`.
-    pub fn spawn_receivers(&self, inbound: mpsc::Sender<Inbound>) {
+    /// Starts `udp_recv` on both sockets, feeding `inbound` until `stop`.
+    pub fn spawn_receivers(
+        &self,
+        inbound: mpsc::Sender<Inbound>,
+        tasks: &TaskTracker,
+        stop: &CancellationToken,
+    ) {
         for socket in [self.listen.clone(), self.unicast.clone()] {
-            tokio::spawn(udp_recv(socket, inbound.clone()));
+            tasks.spawn(udp_recv(socket, inbound.clone(), stop.clone()));
         }
     }
 }
 
-async fn udp_recv(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
+async fn udp_recv(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>, stop: CancellationToken) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match socket.recv_from(&mut buf).await {
+        let received = tokio::select! {
+            received = socket.recv_from(&mut buf) => received,
+            _ = stop.cancelled() => return,
+        };
+        match received {
             Ok((len, from)) => {
                 let packet = Inbound {
                     bytes: buf[..len].to_vec(),

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -103,13 +104,13 @@ pub struct LoginRequest {
     pub name: String,
     pub password: String,
     /// `false` ("Keep me signed in" left unticked): the session lasts at most
-    /// [`SHORT_SESSION_SECS`]. Absent or `true`: the configured `auth.token_ttl_secs`.
+    /// [`SHORT_SESSION`]. Absent or `true`: the configured `auth.token_ttl_secs`.
     #[serde(default)]
     pub remember: Option<bool>,
 }
 
 /// The longest a session not kept ("Keep me signed in" unticked) lives: one working day.
-pub const SHORT_SESSION_SECS: u64 = 12 * 3600;
+pub const SHORT_SESSION: Duration = Duration::from_secs(12 * 3600);
 
 /// A new session: the token is shown this once.
 #[derive(Debug, Serialize, ToSchema)]
@@ -242,11 +243,11 @@ async fn login(app: Arc<App>, req: LoginRequest, peer: Option<SocketAddr>) -> Ap
     }
     let user = user.ok_or(ApiError::InvalidCredentials)?;
     let (token, hash) = new_token();
-    let ttl_secs = match req.remember {
-        Some(false) => app.settings.auth.token_ttl_secs.min(SHORT_SESSION_SECS),
-        _ => app.settings.auth.token_ttl_secs,
+    let ttl = match req.remember {
+        Some(false) => app.settings.auth.token_ttl().min(SHORT_SESSION),
+        _ => app.settings.auth.token_ttl(),
     };
-    let ttl_ms = i64::try_from(ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let expires_at = now_ms().saturating_add(ttl_ms);
     app.store
         .create_session(UserId(user.id), hash, expires_at)

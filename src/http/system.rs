@@ -50,7 +50,7 @@ pub struct SystemMessageStored {
 
 /// Checks the admin token; equal-length digests keep the comparison free of length leaks.
 fn is_admin(app: &App, header: Option<&str>) -> Result<(), ApiError> {
-    let configured = app.settings.admin.token.as_str();
+    let configured = app.settings.admin.token.expose();
     if configured.is_empty() {
         return Err(ApiError::NotFound("route"));
     }

@@ -94,7 +94,7 @@ impl Store {
                     .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
             }
         }
-        let busy = Duration::from_millis(settings.busy_timeout_ms);
+        let busy = settings.busy_timeout();
         let mut options = ConnectOptions::new(url);
         options
             .max_connections(settings.max_connections)

@@ -85,7 +85,6 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
     let (conn, queue) = Conn::new(
         app.hub.next_id(),
         user,
-        peer,
         caller.token_hash,
         caller.expires_at,
         app.settings.chat.queue_len,
