@@ -502,3 +502,167 @@ fn reply(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(sender: Option<UserId>, target: Target) -> Submission {
+        let (tx, _rx) = oneshot::channel();
+        Submission {
+            origin: Origin::Caller(tx),
+            sender,
+            client_id: None,
+            target,
+            media: Media::Text,
+            content: "hi".into(),
+            message_id: None,
+        }
+    }
+
+    fn members() -> Members {
+        Members {
+            existing: [UserId(1), UserId(2), UserId(3)].into_iter().collect(),
+            communities: [(CommunityId(7), vec![UserId(1), UserId(2)])]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_private_send_needs_an_existing_recipient() {
+        let m = members();
+        assert_eq!(check(&send(Some(UserId(1)), Target::User(UserId(2))), &m), Ok(()));
+        assert_eq!(
+            check(&send(Some(UserId(1)), Target::User(UserId(99))), &m),
+            Err(SendError::UnknownUser(UserId(99)))
+        );
+        assert_eq!(
+            check(&send(None, Target::System(UserId(99))), &m),
+            Err(SendError::UnknownUser(UserId(99)))
+        );
+        assert_eq!(check(&send(None, Target::System(UserId(3))), &m), Ok(()));
+    }
+
+    #[test]
+    fn a_group_send_needs_a_member_sender() {
+        let m = members();
+        let to = Target::Community(CommunityId(7));
+        assert_eq!(check(&send(Some(UserId(2)), to), &m), Ok(()));
+        assert_eq!(
+            check(&send(Some(UserId(3)), to), &m),
+            Err(SendError::NotAMember(CommunityId(7)))
+        );
+        // No sender (never from a client) is no member either.
+        assert_eq!(
+            check(&send(None, to), &m),
+            Err(SendError::NotAMember(CommunityId(7)))
+        );
+        // An unknown community has no members: it answers the same as one you are not in.
+        let unknown = Target::Community(CommunityId(8));
+        assert_eq!(
+            check(&send(Some(UserId(1)), unknown), &m),
+            Err(SendError::NotAMember(CommunityId(8)))
+        );
+    }
+
+    #[test]
+    fn each_send_knows_its_conversation() {
+        let private = send(Some(UserId(9)), Target::User(UserId(2)));
+        assert_eq!(
+            private.conversation(),
+            ConversationId::private(UserId(2), UserId(9))
+        );
+        let group = send(Some(UserId(9)), Target::Community(CommunityId(7)));
+        assert_eq!(group.conversation(), ConversationId::Group(CommunityId(7)));
+        let system = send(None, Target::System(UserId(2)));
+        assert_eq!(system.conversation(), ConversationId::System(UserId(2)));
+        // A user target without a sender (the admin API) is a system notice too.
+        let admin = send(None, Target::User(UserId(2)));
+        assert_eq!(admin.conversation(), ConversationId::System(UserId(2)));
+    }
+
+    #[tokio::test]
+    async fn resolve_reads_the_whole_batch_at_once() {
+        use crate::config::DatabaseSettings;
+        use crate::store::{NewCommunity, NewUser};
+        let dir = tempfile::tempdir().unwrap();
+        let settings = DatabaseSettings {
+            url: format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display()),
+            max_connections: 2,
+            busy_timeout_ms: 1000,
+        };
+        let store = Store::open(&settings).await.unwrap();
+        let mut users = Vec::new();
+        for name in ["ann", "bob", "cy"] {
+            let user = store
+                .create_user(NewUser {
+                    name: name.into(),
+                    password_hash: "x".into(),
+                    email: None,
+                    phone: None,
+                })
+                .await
+                .unwrap();
+            users.push(UserId(user.id));
+        }
+        let (ann, bob, cy) = (users[0], users[1], users[2]);
+        let new = |name: &str| NewCommunity {
+            name: name.into(),
+            icon: None,
+            description: None,
+        };
+        let group = CommunityId(store.create_community(ann, new("g")).await.unwrap().id);
+        let unknown = CommunityId(9_999);
+        let batch = [
+            send(Some(ann), Target::User(bob)),
+            send(Some(ann), Target::User(UserId(9_999))),
+            send(None, Target::System(cy)),
+            send(Some(ann), Target::Community(group)),
+            send(Some(cy), Target::Community(group)),
+            send(Some(bob), Target::Community(unknown)),
+        ];
+        let members = resolve(&store, &batch).await.unwrap();
+        assert_eq!(members.existing, [ann, bob, cy].into_iter().collect());
+        assert_eq!(members.get(&group), Some(&vec![ann]));
+        assert_eq!(members.get(&unknown), Some(&vec![]), "read, and empty");
+        let verdicts: Vec<_> = batch.iter().map(|s| check(s, &members)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Ok(()),
+                Err(SendError::UnknownUser(UserId(9_999))),
+                Ok(()),
+                Ok(()),
+                Err(SendError::NotAMember(group)),
+                Err(SendError::NotAMember(unknown)),
+            ]
+        );
+        store.close().await;
+    }
+
+    #[test]
+    fn what_no_backend_can_store_is_refused_before_the_batch() {
+        assert_eq!(storable(Some("c-1"), "hi"), Ok(()));
+        assert_eq!(storable(None, "hi"), Ok(()));
+        for (id, content) in [
+            (None, "a\0b".to_owned()),
+            (None, "x".repeat(MAX_STORABLE_CONTENT_BYTES + 1)),
+            (Some("a\0"), "hi".to_owned()),
+            (Some(""), "hi".to_owned()),
+        ] {
+            let refused = storable(id, &content);
+            assert!(
+                matches!(refused, Err(SendError::Unstorable(_))),
+                "{id:?}: {refused:?}"
+            );
+        }
+        let long_id = "i".repeat(MAX_STORABLE_CLIENT_ID_BYTES + 1);
+        assert_eq!(
+            storable(Some(&long_id), "hi").map_err(|e| e.code()),
+            Err("invalid_text")
+        );
+        let longest = "x".repeat(MAX_STORABLE_CONTENT_BYTES);
+        assert_eq!(storable(None, &longest), Ok(()));
+    }
+}

@@ -408,3 +408,139 @@ impl Hub {
         stale.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(hub: &Hub, user: i64, token: &str, queue: usize) -> (Arc<Conn>, mpsc::Receiver<Outgoing>) {
+        Conn::new(hub.next_id(), UserId(user), token.into(), i64::MAX, queue)
+    }
+
+    fn frames(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            if let Outgoing::Frame(text) = o {
+                out.push(text.to_string());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn first_and_last_connection_of_a_user() {
+        let hub = Hub::default();
+        let (a1, _q1) = conn(&hub, 1, "t", 4);
+        let (a2, _q2) = conn(&hub, 1, "t", 4);
+        assert_ne!(a1.id, a2.id);
+        assert!(hub.register(a1.clone()), "first here");
+        assert!(!hub.register(a2.clone()));
+        assert_eq!(hub.count(UserId(1)), 2);
+        assert!(!hub.unregister(&a1), "another one is still here");
+        assert!(!hub.unregister(&a1), "removing twice removes nothing else");
+        assert!(hub.has_user(UserId(1)));
+        assert!(hub.unregister(&a2), "last one gone");
+        assert!(!hub.has_user(UserId(1)) && hub.users().is_empty());
+    }
+
+    #[test]
+    fn a_fan_out_reaches_every_connection_but_the_excepted_one() {
+        let hub = Hub::default();
+        let (a1, mut q1) = conn(&hub, 1, "t", 4);
+        let (a2, mut q2) = conn(&hub, 1, "t", 4);
+        let (b, mut qb) = conn(&hub, 2, "u", 4);
+        let (c, mut qc) = conn(&hub, 3, "v", 4);
+        for x in [&a1, &a2, &b, &c] {
+            hub.register(x.clone());
+        }
+        let out: Outgoing = ServerFrame::Heartbeat.into();
+        hub.send_to_users([UserId(1), UserId(2), UserId(42)], &out, Some(a1.id));
+        assert!(frames(&mut q1).is_empty(), "the excepted connection");
+        assert_eq!(frames(&mut q2), [r#"{"type":"heartbeat"}"#]);
+        assert_eq!(frames(&mut qb).len(), 1);
+        assert!(frames(&mut qc).is_empty(), "not among the users");
+    }
+
+    #[test]
+    fn a_full_queue_closes_the_slow_connection_and_nobody_waits() {
+        let hub = Hub::default();
+        let (slow, _queue) = conn(&hub, 1, "t", 2);
+        assert!(slow.push(Outgoing::BareHeartbeat));
+        assert!(slow.push(Outgoing::BareHeartbeat));
+        assert!(!slow.push(Outgoing::BareHeartbeat), "full: refused at once");
+        assert_eq!(slow.close_reason(), Some(CloseReason::SLOW));
+        assert!(slow.is_closing() && slow.is_abandoned());
+        assert!(!slow.push(Outgoing::BareHeartbeat), "closing: takes nothing more");
+    }
+
+    #[test]
+    fn the_first_close_reason_wins() {
+        let hub = Hub::default();
+        let (c, _q) = conn(&hub, 1, "t", 2);
+        c.close(CloseReason::REVOKED);
+        c.close(CloseReason::SHUTDOWN);
+        assert_eq!(c.close_reason(), Some(CloseReason::REVOKED));
+        assert!(!c.is_abandoned(), "a revoked client still gets what was queued");
+    }
+
+    #[test]
+    fn sessions_close_exactly_their_connections() {
+        let hub = Hub::default();
+        let (keep, _q1) = conn(&hub, 1, "keep", 2);
+        let (other, _q2) = conn(&hub, 1, "other", 2);
+        let (stranger, _q3) = conn(&hub, 2, "other", 2);
+        for x in [&keep, &other, &stranger] {
+            hub.register(x.clone());
+        }
+        hub.close_user_except(UserId(1), "keep", CloseReason::REVOKED);
+        assert!(!keep.is_closing());
+        assert!(other.is_closing() && !stranger.is_closing());
+        hub.close_session("keep", CloseReason::REVOKED);
+        assert!(keep.is_closing() && !stranger.is_closing());
+        hub.close_user(UserId(2), CloseReason::REVOKED);
+        assert!(stranger.is_closing());
+    }
+
+    #[test]
+    fn the_sweeps_close_the_silent_and_the_expired() {
+        let hub = Hub::default();
+        let (silent, _q1) = conn(&hub, 1, "t", 2);
+        let (also_silent, _q2) = conn(&hub, 2, "u", 2);
+        hub.register(silent.clone());
+        hub.register(also_silent.clone());
+        assert_eq!(hub.sweep(silent.last_seen() - 1), 0, "heard from since");
+        assert_eq!(hub.sweep(silent.last_seen() + 1), 2);
+        assert_eq!(silent.close_reason(), Some(CloseReason::IDLE));
+        assert!(silent.is_abandoned(), "a silent client is not waited for");
+        assert_eq!(hub.sweep(i64::MAX), 0, "closing ones are not counted twice");
+
+        let (expired, _q3) = Conn::new(hub.next_id(), UserId(3), "w".into(), 1_000, 2);
+        hub.register(expired.clone());
+        assert_eq!(hub.sweep_expired(999), 0);
+        assert_eq!(hub.sweep_expired(1_000), 1);
+        assert_eq!(expired.close_reason(), Some(CloseReason::REVOKED));
+    }
+
+    #[test]
+    fn a_send_waits_for_its_ack_until_settled() {
+        let hub = Hub::default();
+        let (c, _q) = conn(&hub, 1, "t", 2);
+        assert!(!c.awaits_ack("c-1"));
+        c.expect_ack("c-1");
+        assert!(c.awaits_ack("c-1") && !c.awaits_ack("c-2"));
+        c.settle("c-1");
+        assert!(!c.awaits_ack("c-1"));
+    }
+
+    #[test]
+    fn resync_reaches_every_connection() {
+        let hub = Hub::default();
+        let (a, mut qa) = conn(&hub, 1, "t", 2);
+        let (b, mut qb) = conn(&hub, 2, "u", 2);
+        hub.register(a);
+        hub.register(b);
+        hub.resync_all();
+        assert!(matches!(qa.try_recv(), Ok(Outgoing::Resync)));
+        assert!(matches!(qb.try_recv(), Ok(Outgoing::Resync)));
+    }
+}

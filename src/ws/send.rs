@@ -46,10 +46,56 @@ enum SendFailure {
 
 /// What one connection holds of one conversation: `floor` and below was known before (not sent
 /// here); `(floor, sent]` was sent here.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Mark {
     floor: Seq,
     sent: Seq,
+}
+
+impl Mark {
+    /// A conversation this connection has not seen: the user has everything up to `cursor`.
+    fn at(cursor: Seq) -> Self {
+        Self {
+            floor: cursor,
+            sent: cursor,
+        }
+    }
+
+    /// Whether the connection holds `seq` already (a repeat, to be dropped).
+    fn holds(&self, seq: Seq) -> bool {
+        seq <= self.sent
+    }
+
+    /// Everything up to `seq` went out here.
+    fn sent_up_to(&mut self, seq: Seq) {
+        self.sent = self.sent.max(seq);
+    }
+
+    /// The client asks for everything after `after`, and the conversation ends at `last`.
+    /// Returns the range `(after, floor]` it lacks although this connection assumed it had
+    /// it (to send now), and moves the marks; what lies beyond `sent` is filled as usual.
+    fn sync(&mut self, after: Seq, last: Seq) -> Option<(Seq, Seq)> {
+        // A cursor past the end claims messages that do not exist yet; believing it would drop
+        // them when they come.
+        let after = after.min(last);
+        if after < self.floor {
+            let lacking = (after, self.floor);
+            self.floor = after;
+            Some(lacking)
+        } else {
+            // The client may already have more than was sent here (another device).
+            self.sent_up_to(after);
+            None
+        }
+    }
+
+    /// The user (re)joined a group and the join put their read cursor at `cursor`: what was
+    /// sent before an earlier leave says nothing about now, so the absence is not replayed.
+    fn rejoin(&mut self, cursor: Seq) {
+        if self.sent < cursor {
+            *self = Self::at(cursor);
+        }
+    }
 }
 
 /// The connection's writer with its per-conversation high-water marks.
@@ -154,10 +200,7 @@ impl Writer {
         let cursors = store.read_cursors(user).await?;
         for (conversation, last) in conversations {
             let from = cursors.get(&conversation).copied().unwrap_or(Seq(0));
-            self.marks.entry(conversation).or_insert(Mark {
-                floor: from,
-                sent: from,
-            });
+            self.marks.entry(conversation).or_insert(Mark::at(from));
             self.fill(conversation, last).await?;
         }
         self.flush().await
@@ -178,17 +221,14 @@ impl Writer {
             .store
             .read_cursor(self.conn.user, conversation)
             .await?;
-        let mark = Mark {
-            floor: seq,
-            sent: seq,
-        };
+        let mark = Mark::at(seq);
         self.marks.insert(conversation, mark);
         Ok(mark)
     }
 
     fn set_sent(&mut self, conversation: ConversationId, seq: Seq) {
         if let Some(mark) = self.marks.get_mut(&conversation) {
-            mark.sent = mark.sent.max(seq);
+            mark.sent_up_to(seq);
         }
     }
 
@@ -250,8 +290,7 @@ impl Writer {
                 seq,
                 text,
             } => {
-                let have = self.high_water(conversation).await?;
-                if seq <= have {
+                if self.mark(conversation).await?.holds(seq) {
                     return Ok(());
                 }
                 self.fill(conversation, Seq(seq.0 - 1)).await?;
@@ -265,8 +304,7 @@ impl Writer {
                 client_id,
                 text,
             } => {
-                let have = self.high_water(conversation).await?;
-                if seq > have {
+                if !self.mark(conversation).await?.holds(seq) {
                     self.fill(conversation, Seq(seq.0 - 1)).await?;
                     self.set_sent(conversation, seq);
                 }
@@ -279,46 +317,99 @@ impl Writer {
                 conversation,
                 after,
             } => {
-                let mark = self.mark(conversation).await?;
+                let mut mark = self.mark(conversation).await?;
                 let last = self.app.store.last_seq(conversation).await?;
-                // A cursor past the end claims messages that do not exist yet; believing it
-                // would drop them when they come.
-                let after = after.min(last);
-                if after < mark.floor {
+                if let Some((after, until)) = mark.sync(after, last) {
                     // The client lacks what this connection assumed it had: send that part.
-                    self.send_range(conversation, after, mark.floor).await?;
-                    if let Some(m) = self.marks.get_mut(&conversation) {
-                        m.floor = after;
-                    }
-                } else if after > mark.sent {
-                    // The client already has more than was sent here (another device).
-                    if let Some(m) = self.marks.get_mut(&conversation) {
-                        m.sent = after;
-                    }
+                    self.send_range(conversation, after, until).await?;
                 }
+                self.marks.insert(conversation, mark);
                 self.fill(conversation, last).await
             }
             Outgoing::Resync => self.catch_up().await,
             Outgoing::Joined { conversation, text } => {
-                // What was sent before a leave says nothing about now: start where the join
-                // put the read cursor (the end), so the absence is not replayed.
+                // Start where the join put the read cursor (the end).
                 let cursor = self
                     .app
                     .store
                     .read_cursor(self.conn.user, conversation)
                     .await?;
-                let mark = self.marks.entry(conversation).or_insert(Mark {
-                    floor: cursor,
-                    sent: cursor,
-                });
-                if mark.sent < cursor {
-                    *mark = Mark {
-                        floor: cursor,
-                        sent: cursor,
-                    };
-                }
+                self.marks
+                    .entry(conversation)
+                    .or_insert(Mark::at(cursor))
+                    .rejoin(cursor);
                 self.text(&text).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mark;
+    use crate::ids::Seq;
+
+    #[test]
+    fn a_new_conversation_starts_at_the_read_cursor() {
+        let mark = Mark::at(Seq(5));
+        assert!(mark.holds(Seq(5)) && mark.holds(Seq(1)), "read before: repeats");
+        assert!(!mark.holds(Seq(6)));
+    }
+
+    #[test]
+    fn what_was_sent_is_held_and_never_goes_back() {
+        let mut mark = Mark::at(Seq(5));
+        mark.sent_up_to(Seq(9));
+        assert!(mark.holds(Seq(9)) && !mark.holds(Seq(10)));
+        mark.sent_up_to(Seq(7));
+        assert_eq!(mark.sent, Seq(9), "a late, lower seq does not lower the mark");
+        assert_eq!(mark.floor, Seq(5));
+    }
+
+    #[test]
+    fn a_sync_below_the_floor_sends_what_the_client_lacks() {
+        let mut mark = Mark::at(Seq(10));
+        assert_eq!(mark.sync(Seq(4), Seq(20)), Some((Seq(4), Seq(10))));
+        assert_eq!(
+            mark,
+            Mark {
+                floor: Seq(4),
+                sent: Seq(10)
+            }
+        );
+        // Asking again for the same sends nothing twice.
+        assert_eq!(mark.sync(Seq(4), Seq(20)), None);
+    }
+
+    #[test]
+    fn a_sync_ahead_of_this_connection_moves_it_on() {
+        // Another device read further: this connection need not send those.
+        let mut mark = Mark::at(Seq(10));
+        assert_eq!(mark.sync(Seq(15), Seq(20)), None);
+        assert_eq!(mark.sent, Seq(15));
+        assert!(mark.holds(Seq(15)) && !mark.holds(Seq(16)));
+    }
+
+    #[test]
+    fn a_sync_past_the_end_is_clamped_to_it() {
+        // Believing a cursor at 99 would drop messages 13..=99 when they come.
+        let mut mark = Mark::at(Seq(10));
+        assert_eq!(mark.sync(Seq(99), Seq(12)), None);
+        assert_eq!(mark.sent, Seq(12));
+        assert!(!mark.holds(Seq(13)));
+    }
+
+    #[test]
+    fn a_rejoin_starts_over_only_when_the_cursor_is_ahead() {
+        let mut mark = Mark {
+            floor: Seq(2),
+            sent: Seq(7),
+        };
+        mark.rejoin(Seq(5));
+        assert_eq!(mark.sent, Seq(7), "already past the cursor: nothing changes");
+        assert_eq!(mark.floor, Seq(2));
+        mark.rejoin(Seq(30));
+        assert_eq!(mark, Mark::at(Seq(30)), "the absence is not replayed");
+        assert!(mark.holds(Seq(29)) && !mark.holds(Seq(31)));
     }
 }
