@@ -1,24 +1,41 @@
 //! Chorus: a multi-node chat server.
 //!
-//! The map, in the order a request travels:
-//! - [`http`]: warp filters for the REST API, uploads, the OpenAPI document and Swagger UI,
-//!   the web page, health and metrics;
+//! The message path reads straight down, and nothing on it imports a module above it:
+//!
+//! ```text
+//! ws (transport) -> ws::dispatch -> commit (store, then ack) -> fanout -> hub   (this node)
+//!                                                                      \-> cluster (peers)
+//! cluster receiver -- a peer's notice, over a channel --> fanout::deliver_here -> hub
+//! ```
+//!
 //! - [`ws`]: `GET /chat`, one [`hub::Conn`] per connection with its `send_proc` (queue to
-//!   socket, in order, once) and `recv_proc` (socket to dispatch);
-//! - [`dispatch`]: what each client [`frame`] does;
-//! - [`commit`]: the group-commit writer: store a batch, then ack, then fan out;
-//! - [`hub`]: the connections on this server, by user, with bounded queues and the heartbeat sweep;
+//!   socket, in order, once) and `recv_proc` (socket to [`ws::dispatch`], which says what each
+//!   client [`frame`] does);
+//! - [`commit`]: the group-commit writer: store a batch, then ack, then announce;
+//! - [`fanout`]: where every [`notice`] goes: [`fanout::Fanout::announce`] delivers here and
+//!   publishes to the peers; [`fanout::Fanout::deliver_here`] says who is in a conversation and
+//!   builds each frame once, for local notices and peers' alike;
+//! - [`hub`]: the connections on this server, by user, with bounded queues and the heartbeat
+//!   sweep;
 //! - [`cluster`]: peers sharing the database, over UDP broadcast or Redis pub/sub: sealed,
-//!   numbered packets, gap repair;
-//! - [`auth`]: Argon2id password hashes (a bounded number at once) and opaque session tokens;
-//! - [`throttle`]: failed log-ins per account and per address;
+//!   numbered packets, gap repair; what it hears goes up to the fan-out over a channel;
+//! - [`http`]: warp filters for the REST API, uploads, the OpenAPI document and Swagger UI,
+//!   the web page, health and metrics, with the one HTTP error type ([`http::error`]); REST
+//!   writers announce through the fan-out too;
+//! - [`listen`]: the accept loop both HTTP and the websocket are served by;
+//! - [`session`]: a bearer token to its caller, for REST and the websocket alike;
+//! - [`auth`]: Argon2id password hashes (a bounded number at once), typed passwords, opaque
+//!   session tokens; [`names`]: display names; [`throttle`]: failed log-ins;
 //! - [`store`]: sea-orm storage (SQLite, PostgreSQL, MySQL) behind a small API;
 //! - [`presence`]: who is online;
 //! - [`upload`]: image uploads, typed by their bytes;
-//! - [`error`]: the one API error type and its JSON rendering;
-//! - [`config`], [`ids`], [`metrics`], [`app`]: settings, typed ids, Prometheus, shared state.
+//! - [`config`], [`ids`], [`media`], [`metrics`], [`lock`]: settings, typed ids, what a message
+//!   carries, Prometheus, the poisoned-lock policy;
+//! - [`app`]: the handles a request may need, wired once (no behaviour of its own).
 //!
-//! [`Server`] starts a node; `main.rs` only parses flags and calls it.
+//! [`Server`] starts a node and composes the routes (HTTP and websocket meet only here);
+//! `main.rs` only parses flags and calls it. `scripts/modgraph.sh` checks that the imports
+//! between these modules have no cycle.
 
 pub mod app;
 pub mod auth;
