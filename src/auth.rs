@@ -209,12 +209,18 @@ mod tests {
     #[tokio::test]
     async fn passwords_round_trip_and_hashes_are_salted() {
         let gate = HashGate::new(1, 1);
-        let a = hash_password(gate.enter().await.unwrap(), Password("correct horse".into()))
-            .await
-            .unwrap();
-        let b = hash_password(gate.enter().await.unwrap(), Password("correct horse".into()))
-            .await
-            .unwrap();
+        let a = hash_password(
+            gate.enter().await.unwrap(),
+            Password("correct horse".into()),
+        )
+        .await
+        .unwrap();
+        let b = hash_password(
+            gate.enter().await.unwrap(),
+            Password("correct horse".into()),
+        )
+        .await
+        .unwrap();
         assert!(a.starts_with("$argon2id$"));
         assert_ne!(a, b, "same password, same hash: no salt");
         let turn = || async { gate.enter().await.unwrap() };

@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fanout::{Fanout, Notice, Scope};
 use crate::frame::ServerFrame;
-use crate::media::Media;
 use crate::hub::{Conn, Outgoing};
 use crate::ids::{CommunityId, ConversationId, UserId};
+use crate::media::Media;
 use crate::metrics::Metrics;
 use crate::store::{Appended, NewMessage, Store, StoredMessage};
 
@@ -532,7 +532,10 @@ mod tests {
     #[test]
     fn a_private_send_needs_an_existing_recipient() {
         let m = members();
-        assert_eq!(check(&send(Some(UserId(1)), Target::User(UserId(2))), &m), Ok(()));
+        assert_eq!(
+            check(&send(Some(UserId(1)), Target::User(UserId(2))), &m),
+            Ok(())
+        );
         assert_eq!(
             check(&send(Some(UserId(1)), Target::User(UserId(99))), &m),
             Err(SendError::UnknownUser(UserId(99)))
@@ -591,6 +594,7 @@ mod tests {
             url: format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display()),
             max_connections: 2,
             busy_timeout_ms: 1000,
+            timeout_ms: 1000,
         };
         let store = Store::open(&settings).await.unwrap();
         let mut users = Vec::new();
@@ -623,7 +627,8 @@ mod tests {
             send(Some(bob), Target::Community(unknown)),
         ];
         let members = resolve(&store, &batch).await.unwrap();
-        assert_eq!(members.existing, [ann, bob, cy].into_iter().collect());
+        // Only the users sends go to are looked up (9999 among them, and missing).
+        assert_eq!(members.existing, [bob, cy].into_iter().collect());
         assert_eq!(members.get(&group), Some(&vec![ann]));
         assert_eq!(members.get(&unknown), Some(&vec![]), "read, and empty");
         let verdicts: Vec<_> = batch.iter().map(|s| check(s, &members)).collect();

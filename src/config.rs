@@ -35,7 +35,11 @@ impl From<&str> for Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "[empty]" } else { "[redacted]" })
+        f.write_str(if self.0.is_empty() {
+            "[empty]"
+        } else {
+            "[redacted]"
+        })
     }
 }
 
@@ -127,12 +131,10 @@ pub struct DatabaseSettings {
 
 impl DatabaseSettings {
     /// [`Self::timeout_ms`] as a duration.
-    pub fn timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.timeout_ms.max(1))
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.max(1))
     }
-}
 
-impl DatabaseSettings {
     /// How long an SQLite writer waits for another process's lock.
     pub fn busy_timeout(&self) -> Duration {
         Duration::from_millis(self.busy_timeout_ms)
@@ -145,6 +147,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("url", &redacted_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("busy_timeout_ms", &self.busy_timeout_ms)
+            .field("timeout_ms", &self.timeout_ms)
             .finish()
     }
 }
@@ -379,11 +382,18 @@ mod tests {
             url: "postgres://chorus:hunter2@db.example:5432/chorus".into(),
             max_connections: 1,
             busy_timeout_ms: 1,
+            timeout_ms: 1,
         };
         let shown = format!("{db:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("postgres://chorus:[redacted]@db.example:5432/chorus"));
-        assert_eq!(redacted_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redacted_url("sqlite://data/chorus.db?mode=rwc"), "sqlite://data/chorus.db?mode=rwc");
+        assert_eq!(
+            redacted_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(
+            redacted_url("sqlite://data/chorus.db?mode=rwc"),
+            "sqlite://data/chorus.db?mode=rwc"
+        );
     }
 }

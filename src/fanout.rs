@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::cluster::{Cluster, Heard};
 use crate::frame::ServerFrame;
-use crate::hub::{CloseReason, Hub, ConnId, Outgoing};
+use crate::hub::{CloseReason, ConnId, Hub, Outgoing};
 use crate::ids::{ConversationId, UserId};
 use crate::store::{Store, StoreError};
 

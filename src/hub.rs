@@ -413,7 +413,12 @@ impl Hub {
 mod tests {
     use super::*;
 
-    fn conn(hub: &Hub, user: i64, token: &str, queue: usize) -> (Arc<Conn>, mpsc::Receiver<Outgoing>) {
+    fn conn(
+        hub: &Hub,
+        user: i64,
+        token: &str,
+        queue: usize,
+    ) -> (Arc<Conn>, mpsc::Receiver<Outgoing>) {
         Conn::new(hub.next_id(), UserId(user), token.into(), i64::MAX, queue)
     }
 
@@ -470,7 +475,10 @@ mod tests {
         assert!(!slow.push(Outgoing::BareHeartbeat), "full: refused at once");
         assert_eq!(slow.close_reason(), Some(CloseReason::SLOW));
         assert!(slow.is_closing() && slow.is_abandoned());
-        assert!(!slow.push(Outgoing::BareHeartbeat), "closing: takes nothing more");
+        assert!(
+            !slow.push(Outgoing::BareHeartbeat),
+            "closing: takes nothing more"
+        );
     }
 
     #[test]
@@ -480,7 +488,10 @@ mod tests {
         c.close(CloseReason::REVOKED);
         c.close(CloseReason::SHUTDOWN);
         assert_eq!(c.close_reason(), Some(CloseReason::REVOKED));
-        assert!(!c.is_abandoned(), "a revoked client still gets what was queued");
+        assert!(
+            !c.is_abandoned(),
+            "a revoked client still gets what was queued"
+        );
     }
 
     #[test]

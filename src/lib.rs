@@ -142,7 +142,9 @@ impl Server {
             (None, None)
         };
         // Requests are labelled by the templates of the routes composed below.
-        let templates = http::route_templates().into_iter().chain([ws::PATH.to_owned()]);
+        let templates = http::route_templates()
+            .into_iter()
+            .chain([ws::PATH.to_owned()]);
         let metrics = Metrics::new(RouteLabels::new(templates))?;
         let stopping = CancellationToken::new();
         let hub = Arc::new(Hub::default());
@@ -298,7 +300,10 @@ impl Server {
             self.http.abort();
         }
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("background tasks still running after the grace period");
         }
         self.app.store.clone().close().await;

@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::Media;
 use crate::ids::{CommunityId, ConversationId, Seq, UserId};
+use crate::media::Media;
 use crate::store::StoredMessage;
 
 /// A message's body, carried inline when it fits in one packet.

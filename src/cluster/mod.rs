@@ -20,8 +20,8 @@
 
 mod event;
 mod packet;
-mod receiver;
 mod pubsub;
+mod receiver;
 pub mod secret;
 mod udp;
 

@@ -243,7 +243,10 @@ mod tests {
             assert!(codec.open(&bad).is_err(), "flipped byte {at}");
         }
         assert_eq!(codec.open(b"CHR2short").err(), Some(DropReason::Malformed));
-        assert_eq!(codec.open(b"hello, world").err(), Some(DropReason::Malformed));
+        assert_eq!(
+            codec.open(b"hello, world").err(),
+            Some(DropReason::Malformed)
+        );
     }
 
     #[test]

@@ -11,12 +11,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
+use super::error::ApiError;
 use super::input::{display_name, new_password, search_term, upload_url, SearchQuery};
 use super::views::{user_view, user_views, UserView};
 use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
 use crate::auth::{hash_password, new_token, verify_password};
-use super::error::ApiError;
 use crate::fanout::{Notice, Scope};
 use crate::ids::UserId;
 use crate::store::{now_ms, NewUser, UserChanges};

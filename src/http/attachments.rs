@@ -13,10 +13,10 @@ use warp::http::{header, Response as HttpResponse, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use super::error::ApiError;
 use super::views::AttachmentView;
 use super::{authed, json, with_app, ApiResult, Caller};
 use crate::app::App;
-use super::error::ApiError;
 use crate::store::NewAttachment;
 
 /// Room for multipart boundaries and part headers around the file itself.

@@ -9,11 +9,11 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
+use super::error::ApiError;
 use super::input::{display_name, search_term, upload_url, SearchQuery};
 use super::views::{user_views, CommunityView, UserView};
 use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
-use super::error::ApiError;
 use crate::fanout::{Notice, Scope};
 use crate::ids::CommunityId;
 use crate::store::{Community, NewCommunity};

@@ -9,10 +9,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
+use super::error::ApiError;
 use super::views::{user_view, user_views, UserView};
 use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
-use super::error::ApiError;
 use crate::fanout::{Notice, Scope};
 use crate::ids::UserId;
 

@@ -12,10 +12,10 @@ use warp::path::{FullPath, Tail};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use super::error::{ErrorBody, ErrorDetail};
 use super::{
     accounts, attachments, communities, contacts, conversations, ops, sessions, system, views,
 };
-use super::error::{ErrorBody, ErrorDetail};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";

@@ -47,10 +47,7 @@ pub(super) fn search_term(q: &str, max: usize) -> Result<(), ApiError> {
 
 /// An image reference must point at one of our own uploads, so pages only ever load images
 /// from `/uploads/`.
-pub(super) async fn upload_url(
-    app: &App,
-    url: Option<String>,
-) -> Result<Option<String>, ApiError> {
+pub(super) async fn upload_url(app: &App, url: Option<String>) -> Result<Option<String>, ApiError> {
     match url {
         Some(u) => {
             let exists = match u.strip_prefix("/uploads/") {

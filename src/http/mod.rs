@@ -30,8 +30,8 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::app::App;
-use error::{recover, ApiError};
 use crate::session::caller_for_token;
+use error::{recover, ApiError};
 
 /// Largest JSON body any route accepts.
 pub const JSON_BODY_LIMIT: u64 = 64 * 1024;

@@ -11,9 +11,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
+use super::error::ApiError;
 use super::{authed, json, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
-use super::error::ApiError;
 use crate::fanout::{Notice, Scope};
 
 pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {

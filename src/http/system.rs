@@ -12,12 +12,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
+use super::error::ApiError;
 use super::{json, json_body, with_app, ApiResult};
 use crate::app::App;
 use crate::commit::{Origin, SendError, Submission, Target};
-use super::error::ApiError;
-use crate::media::Media;
 use crate::ids::{ConversationId, Seq, UserId};
+use crate::media::Media;
 
 pub(super) fn routes(app: &Arc<App>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "system-messages")

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::entity::{conversation, message, read_cursor};
 use super::{now_ms, Store, StoreError};
-use crate::media::Media;
 use crate::ids::{CommunityId, ConversationId, Seq, UserId};
+use crate::media::Media;
 
 /// A stored message, as every layer above storage sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -89,7 +89,9 @@ pub fn parse(text: &str) -> Result<ClientFrame, (FrameError, Option<String>)> {
     let kind = value.get("type").and_then(Value::as_str);
     match kind {
         None => Err((FrameError::Invalid("missing \"type\"".into()), id)),
-        Some(t) if !ClientFrame::types().contains(&t) => Err((FrameError::UnknownType(t.to_owned()), id)),
+        Some(t) if !ClientFrame::types().contains(&t) => {
+            Err((FrameError::UnknownType(t.to_owned()), id))
+        }
         Some(_) => {
             serde_json::from_value(value).map_err(|e| (FrameError::Invalid(e.to_string()), id))
         }

@@ -17,8 +17,8 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::app::{with_app, App};
 use crate::fanout::{Notice, Scope};
-use crate::session::{caller_for_token, Caller, Refused};
 use crate::hub::{CloseReason, Conn};
+use crate::session::{caller_for_token, Caller, Refused};
 
 /// Where the websocket is served.
 pub const PATH: &str = "/chat";

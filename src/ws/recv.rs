@@ -8,8 +8,8 @@ use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use warp::filters::ws::WebSocket;
 
-use crate::app::App;
 use super::dispatch::{dispatch, parse, FrameError};
+use crate::app::App;
 use crate::hub::{CloseReason, Conn, Outgoing};
 
 /// The longest single timer for a session's expiry (longer ones are re-armed).

@@ -352,7 +352,10 @@ mod tests {
     #[test]
     fn a_new_conversation_starts_at_the_read_cursor() {
         let mark = Mark::at(Seq(5));
-        assert!(mark.holds(Seq(5)) && mark.holds(Seq(1)), "read before: repeats");
+        assert!(
+            mark.holds(Seq(5)) && mark.holds(Seq(1)),
+            "read before: repeats"
+        );
         assert!(!mark.holds(Seq(6)));
     }
 
@@ -362,7 +365,11 @@ mod tests {
         mark.sent_up_to(Seq(9));
         assert!(mark.holds(Seq(9)) && !mark.holds(Seq(10)));
         mark.sent_up_to(Seq(7));
-        assert_eq!(mark.sent, Seq(9), "a late, lower seq does not lower the mark");
+        assert_eq!(
+            mark.sent,
+            Seq(9),
+            "a late, lower seq does not lower the mark"
+        );
         assert_eq!(mark.floor, Seq(5));
     }
 
@@ -406,7 +413,11 @@ mod tests {
             sent: Seq(7),
         };
         mark.rejoin(Seq(5));
-        assert_eq!(mark.sent, Seq(7), "already past the cursor: nothing changes");
+        assert_eq!(
+            mark.sent,
+            Seq(7),
+            "already past the cursor: nothing changes"
+        );
         assert_eq!(mark.floor, Seq(2));
         mark.rejoin(Seq(30));
         assert_eq!(mark, Mark::at(Seq(30)), "the absence is not replayed");
