@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Where Chorus spends its time on the private-message write path: one release node on a fresh
-# SQLite file (or BENCH_DATABASE_URL), private pairs from chorus-bench at full speed, and
-# `perf record -g` on the node meanwhile. Prints the top functions (self time) and the top
-# call chains; the raw profile stays in target/bench/chorus.perf.
+# SQLite file (or BENCH_DATABASE_URL, a database made beforehand), private pairs from
+# chorus-bench at full speed, and `perf record` on the node while they send. Prints the top
+# functions by self time, then the time by component and the inclusive time of the write
+# path's functions (scripts/perf-breakdown.py). The raw profile stays in target/bench/chorus.perf.
 # Usage: scripts/bench-profile.sh [seconds] [pairs] [window]
-# This VM has no hardware counters, so perf samples the cpu-clock software event; that shows
-# where CPU time goes, not cache misses. Set BENCH_NO_BUILD=1 to use the binaries already built.
+# This VM has no hardware counters, so perf samples the cpu-clock software event: it shows where
+# CPU time goes, not cache misses, and not time spent waiting. Call chains are unwound from
+# DWARF (the release profile keeps debug info): ~20 MB of profile for 30 s.
+# BENCH_NO_BUILD=1 uses the binaries already built.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=${1:-20}
@@ -36,11 +39,10 @@ for _ in $(seq 600); do
     (($(ss -Htn state established '( sport = :18181 )' | wc -l) >= 2 * pairs)) && break
     sleep 0.1
 done
-perf record -e cpu-clock -F 499 -g -p "$node" -o target/bench/chorus.perf -- sleep "$((seconds - 2))" 2>/dev/null
+perf record -e cpu-clock -F 299 --call-graph dwarf,16384 -p "$node" -o target/bench/chorus.perf -- sleep "$((seconds - 2))" 2>/dev/null
 wait "$load"
 echo "== top functions by self time"
-perf report -i target/bench/chorus.perf --no-children --sort symbol --percent-limit 0.7 --stdio 2>/dev/null |
-    grep -E '^ +[0-9.]+%' | head -40
-echo "== by thread (task runner threads are tokio-runtime-w)"
-perf report -i target/bench/chorus.perf --no-children --sort comm --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head
+perf report -i target/bench/chorus.perf --no-children -F overhead,sym --percent-limit 0.7 --stdio 2>/dev/null |
+    grep -E '^ +[0-9.]+%' | head -30
+perf script -i target/bench/chorus.perf 2>/dev/null | python3 scripts/perf-breakdown.py
 echo "raw profile: target/bench/chorus.perf (perf report -i target/bench/chorus.perf)"
