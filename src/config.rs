@@ -262,6 +262,9 @@ pub struct ClusterSettings {
     pub peer_timeout_ms: u64,
     /// Packets stamped further than this from our clock are stale (replay window).
     pub max_skew_ms: i64,
+    /// Events waiting for the cluster sender; one that finds it full becomes a numbered gap
+    /// that peers repair from storage (never a silent loss).
+    pub outbox: usize,
 }
 
 impl ClusterSettings {
@@ -337,6 +340,7 @@ node_id = ""
 heartbeat_ms = 1000
 peer_timeout_ms = 5000
 max_skew_ms = 60000
+outbox = 16384
 "#;
 
 /// Why settings could not be loaded.

@@ -53,6 +53,7 @@ sqlite_and_postgres!(
     a_late_member_repeats_the_current_state,
     peers_with_wrong_clocks_are_still_heard,
     an_unloadable_reference_triggers_a_catch_up,
+    announcements_lost_to_a_full_outbox_are_repaired,
 );
 
 /// A heartbeat round trip: the connection is registered and announced (notices the set-up
@@ -581,6 +582,41 @@ async fn an_unloadable_reference_triggers_a_catch_up(backend: Backend) {
         (Some(2), Some("stored, never announced")),
         "carol caught up from storage: {got:?}"
     );
+}
+
+/// An announcement that finds the cluster outbox full is not dropped silently: the sender burns
+/// a packet number for it, the peer sees the gap, is told the packet is gone and catches its
+/// connections up from storage. With a one-slot outbox most of a burst overflows; the recipient
+/// on the other node still gets every acked message once, in order.
+async fn announcements_lost_to_a_full_outbox_are_repaired(backend: Backend) {
+    const N: usize = 400;
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let extra = [
+        ("CHORUS__CLUSTER__OUTBOX", "1"),
+        ("CHORUS__CLUSTER__PEER_TIMEOUT_MS", LONG_PEER_TIMEOUT),
+    ];
+    let c = Cluster::start_with(db, &Transport::Udp, 2, &extra).await;
+    let alice = user(&c.nodes[0], "alice").await;
+    let bob = user(&c.nodes[1], "bob").await;
+    let mut b = Conn::open(&c.nodes[1], &bob, "bob@n1").await;
+    settled(&mut b).await;
+    let a = Conn::open(&c.nodes[0], &alice, "alice@n0").await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let max_seq = Arc::new(AtomicI64::new(0));
+    let never = Arc::new(AtomicBool::new(false));
+    burst_and_count_acks(a, bob.id, N, acked.clone(), max_seq, never).await;
+    assert_eq!(acked.load(Ordering::SeqCst), N, "every send acked");
+    expect_seqs_upto(&mut b, N as i64).await;
+    // The path under test was taken: bob's node gave up on packets that were never sent.
+    cluster::wait_metric(
+        &c.nodes[1],
+        "gaps repaired from storage on bob's node",
+        "chorus_cluster_gaps_unrecovered_total",
+        1.0,
+    )
+    .await;
 }
 
 /// Runs `sql` (one or more statements) on the test's database.

@@ -50,8 +50,6 @@ use crate::store::now_ms;
 const RESEND_WINDOW: usize = 16_384;
 /// Most packets sent in answer to one re-send request (its size: the request asks for no more).
 pub const MAX_RESEND: u64 = 256;
-/// Events waiting for `udp_send`.
-const OUTBOX: usize = 16_384;
 /// Peers' notices waiting for the fan-out.
 const HEARD: usize = 16_384;
 /// Copies of the departure announcement, 50 ms apart.
@@ -179,7 +177,7 @@ impl Cluster {
                 Transport::Redis(pubsub::PubSub::connect(redis_url, &settings.name).await?)
             }
         };
-        let (tx, rx) = mpsc::channel(OUTBOX);
+        let (tx, rx) = mpsc::channel(settings.outbox.max(1));
         let epoch = now_ms() as u64;
         Ok((
             Self {
@@ -212,7 +210,7 @@ impl Cluster {
         stopping: &CancellationToken,
     ) -> (JoinHandle<()>, mpsc::Receiver<Heard>) {
         let cluster = self;
-        let (inbound_tx, inbound_rx) = mpsc::channel(OUTBOX);
+        let (inbound_tx, inbound_rx) = mpsc::channel(HEARD);
         match parts.transport.as_ref() {
             Transport::Udp(udp) => udp.spawn_receivers(inbound_tx, tasks, stopping),
             Transport::Redis(r) => r.spawn_receiver(&cluster.node, inbound_tx, tasks, stopping),
