@@ -293,7 +293,7 @@ write_timeout_secs = 30
 url = "sqlite://data/chorus.db?mode=rwc"
 max_connections = 16
 busy_timeout_ms = 30000
-timeout_ms = 5000
+timeout_ms = 10000
 
 [redis]
 url = ""
