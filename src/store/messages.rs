@@ -1,17 +1,18 @@
 //! Messages and read cursors.
 //!
 //! [`Store::append_batch`] is the write path of every message: one transaction for a whole
-//! batch (group commit), where each conversation's `last_seq` is bumped once by the number of
-//! new messages and the rows are inserted together. The bump takes the conversation row's write
-//! lock, so writers on several nodes sharing the database still get gapless, strictly increasing
-//! seqs; a rolled-back batch gives its numbers back.
+//! batch (group commit), where each conversation's `last_seq` is bumped by the number of new
+//! messages, all counters of the batch in one statement, and the rows are inserted together. The
+//! bump takes the conversation rows' write locks (in id order), so writers on several nodes
+//! sharing the database still get gapless, strictly increasing seqs; a rolled-back batch gives
+//! its numbers back.
 
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement, TransactionTrait, Value,
 };
 use uuid::Uuid;
 
@@ -150,16 +151,20 @@ impl Store {
             plans.push(Plan::New);
         }
 
-        // Counter rows are locked in one global order (by conversation id) on every node, so two
-        // writers with the same conversations in different orders cannot deadlock.
+        // Counter rows are locked in one global order (the database's order of conversation ids,
+        // see `bump_seqs`) on every node, so two writers with the same conversations in
+        // different orders cannot deadlock. Sorted here too, so the statement text is stable.
         per_conversation.sort_by_key(|(c, _)| *c);
         let mut next_seq: HashMap<ConversationId, i64> = HashMap::new();
         let mut rows = Vec::new();
         let mut stored: Vec<Option<StoredMessage>> = vec![None; batch.len()];
         if !per_conversation.is_empty() {
             let tx = self.conn().begin().await?;
+            let last = bump_seqs(&tx, &per_conversation).await?;
             for (conversation, count) in &per_conversation {
-                let last = bump_seq(&tx, *conversation, *count).await?;
+                let last = last
+                    .get(conversation)
+                    .ok_or_else(|| corrupt(format!("conversation {conversation} not bumped")))?;
                 next_seq.insert(*conversation, last - count + 1);
             }
             for (i, (new, plan)) in batch.iter().zip(&plans).enumerate() {
@@ -455,29 +460,108 @@ impl Store {
     }
 }
 
-/// Adds `count` to a conversation's `last_seq` inside `tx` and returns the new value.
-async fn bump_seq<C: ConnectionTrait>(
+/// Adds each conversation's count to its `last_seq` inside `tx` and returns the new values, in
+/// one statement per batch (two on MariaDB, which has no `UPDATE ... RETURNING`), instead of two
+/// per conversation.
+///
+/// The counter rows are first locked in one global order (`ORDER BY id FOR UPDATE`): a single
+/// `UPDATE ... WHERE id IN (..)` promises no row order (PostgreSQL may scan the heap), and two
+/// writers on different nodes locking the same rows in different orders would deadlock. SQLite
+/// has one writer per database and no row locks, so it skips that step.
+async fn bump_seqs<C: ConnectionTrait>(
     tx: &C,
-    conversation: ConversationId,
-    count: i64,
-) -> Result<i64, StoreError> {
-    let id = conversation.to_string();
-    let updated = conversation::Entity::update_many()
-        .col_expr(
-            conversation::Column::LastSeq,
-            Expr::col(conversation::Column::LastSeq).add(count),
-        )
-        .filter(conversation::Column::Id.eq(id.as_str()))
-        .exec(tx)
-        .await?;
-    if updated.rows_affected != 1 {
-        return Err(corrupt(format!("conversation {id} is missing")));
+    counts: &[(ConversationId, i64)],
+) -> Result<HashMap<ConversationId, i64>, StoreError> {
+    let backend = tx.get_database_backend();
+    let mut binds = Binds::new(backend);
+    let ids: Vec<String> = counts.iter().map(|(c, _)| c.to_string()).collect();
+    let id_list = |binds: &mut Binds| {
+        ids.iter()
+            .map(|id| binds.push(id.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if backend != DbBackend::Sqlite {
+        let list = id_list(&mut binds);
+        let sql =
+            format!("SELECT id FROM conversations WHERE id IN ({list}) ORDER BY id FOR UPDATE");
+        let locked = tx.query_all(binds.statement(sql)).await?;
+        if locked.len() != counts.len() {
+            return Err(corrupt(format!(
+                "{} of {} conversations are missing",
+                counts.len() - locked.len().min(counts.len()),
+                counts.len()
+            )));
+        }
+        binds = Binds::new(backend);
     }
-    conversation::Entity::find_by_id(id.clone())
-        .select_only()
-        .column(conversation::Column::LastSeq)
-        .into_tuple::<i64>()
-        .one(tx)
-        .await?
-        .ok_or_else(|| corrupt(format!("conversation {id} vanished")))
+    let mut case = String::from("CASE id");
+    for (id, (_, count)) in ids.iter().zip(counts) {
+        let id = binds.push(id.as_str());
+        let count = binds.push(*count);
+        case.push_str(&format!(" WHEN {id} THEN {count}"));
+    }
+    case.push_str(" ELSE 0 END");
+    let list = id_list(&mut binds);
+    let update =
+        format!("UPDATE conversations SET last_seq = last_seq + {case} WHERE id IN ({list})");
+    let rows = if backend == DbBackend::MySql {
+        let updated = tx.execute(binds.statement(update)).await?;
+        if updated.rows_affected() != counts.len() as u64 {
+            return Err(corrupt(format!(
+                "{} of {} conversations are missing",
+                counts.len() as u64 - updated.rows_affected().min(counts.len() as u64),
+                counts.len()
+            )));
+        }
+        let mut binds = Binds::new(backend);
+        let list = id_list(&mut binds);
+        let select = format!("SELECT id, last_seq FROM conversations WHERE id IN ({list})");
+        tx.query_all(binds.statement(select)).await?
+    } else {
+        tx.query_all(binds.statement(format!("{update} RETURNING id, last_seq")))
+            .await?
+    };
+    let mut last = HashMap::with_capacity(counts.len());
+    for row in rows {
+        let id: String = row.try_get("", "id")?;
+        let seq: i64 = row.try_get("", "last_seq")?;
+        let id: ConversationId = id
+            .parse()
+            .map_err(|e| corrupt(format!("conversation {id}: {e}")))?;
+        last.insert(id, seq);
+    }
+    if let Some((missing, _)) = counts.iter().find(|(c, _)| !last.contains_key(c)) {
+        return Err(corrupt(format!("conversation {missing} is missing")));
+    }
+    Ok(last)
+}
+
+/// A raw statement's bind values with the backend's placeholder spelling (`$n` on PostgreSQL,
+/// `?` elsewhere).
+struct Binds {
+    backend: DbBackend,
+    values: Vec<Value>,
+}
+
+impl Binds {
+    fn new(backend: DbBackend) -> Self {
+        Self {
+            backend,
+            values: Vec::new(),
+        }
+    }
+
+    /// Adds a value and returns its placeholder.
+    fn push(&mut self, value: impl Into<Value>) -> String {
+        self.values.push(value.into());
+        match self.backend {
+            DbBackend::Postgres => format!("${}", self.values.len()),
+            DbBackend::MySql | DbBackend::Sqlite => "?".to_owned(),
+        }
+    }
+
+    fn statement(self, sql: String) -> Statement {
+        Statement::from_sql_and_values(self.backend, sql, self.values)
+    }
 }
