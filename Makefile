@@ -7,14 +7,14 @@ run:
 test:
 	bash scripts/test.sh
 
-# The long chaos test (tests/chaos.rs; a 30 s form runs in `make test`): nodes killed, stopped
+# The long chaos test (tests/cluster/chaos.rs; a 30 s form runs in `make test`): nodes killed, stopped
 # and restarted, Redis paused, UDP lossy, for CHAOS_SECS with CHAOS_CLIENTS clients. Needs root
 # (a network namespace); CHORUS_CHAOS_SEED=<n> replays a run's fault schedule.
 CHAOS_SECS ?= 600
 CHAOS_CLIENTS ?= 40
 chaos:
 	CHORUS_CHAOS_SECS=$(CHAOS_SECS) CHORUS_CHAOS_CLIENTS=$(CHAOS_CLIENTS) \
-		cargo test --test chaos -- --nocapture
+		cargo test --test cluster -- chaos:: --nocapture
 
 fmt:
 	cargo fmt --all

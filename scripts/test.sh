@@ -70,15 +70,15 @@ ensure PostgreSQL 5432 start_postgres CHORUS_TEST_POSTGRES_URL \
 ensure MariaDB 3306 start_mariadb CHORUS_TEST_MYSQL_URL "mysql://root@127.0.0.1:3306/test"
 ensure Redis 6379 start_redis CHORUS_TEST_REDIS_URL "redis://127.0.0.1:6379"
 
-# tests/cluster_netns.rs (UDP packet loss) and tests/chaos.rs (the short chaos test) need root,
-# ip and iptables; without them they skip with a warning (and fail under CI, where .ci/run
-# installs iptables).
+# tests/cluster/cluster_netns.rs (UDP packet loss) and tests/cluster/chaos.rs (the short chaos
+# test) need root, ip and iptables; without them they skip with a warning (and fail under CI,
+# where .ci/run installs iptables).
 if [[ -z ${CI:-} ]] && ! command -v iptables >/dev/null 2>&1; then
     {
         echo "################################################################"
         echo "# NOTE: iptables is not installed: the UDP packet-loss cluster"
-        echo "# test (tests/cluster_netns.rs) and the chaos test"
-        echo "# (tests/chaos.rs) will SKIP. To run them:"
+        echo "# test (tests/cluster/cluster_netns.rs) and the chaos test"
+        echo "# (tests/cluster/chaos.rs) will SKIP. To run them:"
         echo "#   apt-get update && apt-get install -y iptables"
         echo "################################################################"
     } >&2

@@ -2,13 +2,9 @@
 //! joined by UDP broadcast on loopback (127.255.255.255) or by Redis pub/sub, and the delivery
 //! scenarios that every transport must pass.
 //!
-//! Included by each suite with `#[path = "common/cluster.rs"] mod cluster;` next to `mod common;`
-//! and `#[path = "common/ws.rs"] mod ws;`, so the shared harness stays untouched.
-//!
 //! Every cluster gets its own UDP port (outside the kernel's ephemeral range), its own cluster
 //! name and its own secret, so tests running in parallel never hear each other; and every wait
 //! is for something observable (a `/readyz` peer list, a frame, a metric) with a deadline.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -17,8 +13,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{wait_for, Server, TestDb, TestUser};
-use crate::ws::Client;
+use super::ws::{self, Client};
+use super::{wait_for, Server, TestDb, TestUser};
 
 /// How long nodes may take to see each other (or to notice one is gone).
 pub const PEER_DEADLINE: Duration = Duration::from_secs(30);
@@ -411,7 +407,8 @@ fn key(frame: &Value) -> (String, i64) {
     )
 }
 
-/// One websocket connection of a user, with a backlog of frames read while waiting for acks.
+/// One websocket connection of a user ([`Client`]), with a backlog of frames read while waiting
+/// for acks and the frame types to skip when collecting messages.
 pub struct Conn {
     pub client: Client,
     pub user: TestUser,
@@ -464,31 +461,32 @@ impl Conn {
     }
 
     async fn wait_ack(&mut self, id: &str, sent: &Value) -> Value {
-        loop {
-            let f = self.client.recv().await;
-            match f["type"].as_str() {
-                Some("ack") if f["id"] == id => return f,
-                Some("ack") => panic!(
-                    "{}: ack for another id while waiting for {id}: {f}",
-                    self.label
-                ),
-                Some("error") => panic!("{}: {sent} was refused: {f}", self.label),
-                _ => self.inbox.push_back(f),
-            }
+        let (before, f) = self
+            .client
+            .recv_until(|f| matches!(f["type"].as_str(), Some("ack" | "error")))
+            .await;
+        self.inbox.extend(before);
+        match f["type"].as_str() {
+            Some("ack") if f["id"] == id => f,
+            Some("ack") => panic!(
+                "{}: ack for another id while waiting for {id}: {f}",
+                self.label
+            ),
+            _ => panic!("{}: {sent} was refused: {f}", self.label),
         }
     }
 
     /// A private text message, acknowledged; the ack becomes a [`Sent`].
     pub async fn private(&mut self, id: &str, to: i64, content: &str) -> Sent {
-        let frame = json!({"type":"private","id":id,"to":to,"media":"text","content":content});
-        let ack = self.send_acked(frame).await;
+        let ack = self.send_acked(ws::private_frame(id, to, content)).await;
         self.sent(&ack, content)
     }
 
     /// A group text message, acknowledged.
     pub async fn group(&mut self, id: &str, community: i64, content: &str) -> Sent {
-        let frame = json!({"type":"group","id":id,"to":community,"media":"text","content":content});
-        let ack = self.send_acked(frame).await;
+        let ack = self
+            .send_acked(ws::group_frame(id, community, content))
+            .await;
         self.sent(&ack, content)
     }
 
@@ -722,8 +720,8 @@ pub async fn private_and_group_across_nodes(c: &Cluster) {
         assert_eq!(seqs, &want, "acked seqs of {conv} must count 1, 2, 3...");
     }
 
-    let ab = ws_private(alice.id, bob.id);
-    let bc = ws_private(bob.id, carol.id);
+    let ab = ws::private_conv(alice.id, bob.id);
+    let bc = ws::private_conv(bob.id, carol.id);
     let in_ab_or_g = |s: &Sent| s.conversation == ab || s.conversation == gconv;
     let bobs = |s: &Sent| s.conversation == ab || s.conversation == bc || s.conversation == gconv;
     let in_bc_or_g = |s: &Sent| s.conversation == bc || s.conversation == gconv;
@@ -745,11 +743,6 @@ pub async fn private_and_group_across_nodes(c: &Cluster) {
     b.expect_exactly(std::slice::from_ref(&last_g)).await;
     b2.expect_exactly(&[last_g.clone(), last_bc.clone()]).await;
     cc.expect_exactly(std::slice::from_ref(&last_bc)).await;
-}
-
-/// `p:{min}:{max}`
-pub fn ws_private(a: i64, b: i64) -> String {
-    crate::ws::private_conv(a, b)
 }
 
 /// Scenario (b): one sender, 1,000 group messages; members on every node and the sender's

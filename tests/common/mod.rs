@@ -1,8 +1,13 @@
 //! Test harness shared by the integration tests: it runs the real `chorus` binary against a
 //! throw-away database and talks to it over HTTP on 127.0.0.1 only.
 //!
-//! Each test crate uses a different subset of these helpers, so unused ones are not an error.
-#![allow(dead_code)]
+//! Loaded by each test binary's `main.rs` (`tests/{rest,chat,cluster,client}/`) with
+//! `#[macro_use] #[path = "../common/mod.rs"] mod common;`: the websocket client (`ws`), the
+//! cluster harness (`cluster`) and network namespaces (`netns`) are its submodules.
+
+pub mod cluster;
+pub mod netns;
+pub mod ws;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

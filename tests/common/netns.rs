@@ -12,13 +12,20 @@
 //! namespace on this kernel, and so does `iptables-legacy`; [`Netns::drop_udp`] tries
 //! `iptables` first and falls back to `iptables-legacy`. (The kernel has no `tc netem`, hence
 //! iptables `statistic`.)
-//!
-//! Included with `#[path = "common/netns.rs"] mod netns;`.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
+
+/// The full name libtest gives the test `name` of the module `module` (its `module_path!()`):
+/// the module path without the crate's own name, e.g.
+/// `cluster_netns::lossy_cluster_inside_namespace` in the `cluster` binary. `--exact` needs it.
+pub fn test_name(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_crate, path)) => format!("{path}::{name}"),
+        None => name.to_string(),
+    }
+}
 
 /// Set only for the inner run inside the namespace.
 pub const INNER_ENV: &str = "CHORUS_NETNS_INNER";
@@ -168,7 +175,8 @@ impl Netns {
         panic!("cannot add the packet-loss rule: {errors:?}");
     }
 
-    /// Re-runs this test binary inside the namespace, only the (ignored) test `inner`, with
+    /// Re-runs this test binary inside the namespace, only the (ignored) test `inner` (its full
+    /// name, module path included: see [`test_name`]), with
     /// [`INNER_ENV`] and `env` set; its output goes to a file in `log_dir`. Waits at most
     /// `deadline`, then kills it.
     pub fn run_inner(

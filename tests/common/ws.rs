@@ -1,9 +1,5 @@
-//! Websocket helpers for the `chat_*` suites: a thin client over tokio-tungstenite that talks to
+//! Websocket helpers for every suite: a thin client over tokio-tungstenite that talks to
 //! the real `chorus` binary on 127.0.0.1 and waits for frames with a deadline, never by sleeping.
-//!
-//! Included by each suite with `#[path = "common/ws.rs"] mod ws;` next to `mod common;`, so the
-//! shared harness (`common/mod.rs`) stays untouched for the other suites.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -13,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::common::{Server, TestUser};
+use super::{Server, TestUser};
 
 /// How long any single expected frame may take. Generous: the suites share two cores.
 pub const FRAME_DEADLINE: Duration = Duration::from_secs(20);
@@ -144,16 +140,12 @@ impl Client {
 
     /// Sends a private text message (does not wait for the ack).
     pub async fn private(&mut self, id: &str, to: i64, content: &str) {
-        self.send_json(json!({"type":"private","id":id,"to":to,"media":"text","content":content}))
-            .await;
+        self.send_json(private_frame(id, to, content)).await;
     }
 
     /// Sends a group text message (does not wait for the ack).
     pub async fn group(&mut self, id: &str, community: i64, content: &str) {
-        self.send_json(
-            json!({"type":"group","id":id,"to":community,"media":"text","content":content}),
-        )
-        .await;
+        self.send_json(group_frame(id, community, content)).await;
     }
 
     /// A JSON heartbeat round trip, which must be the next frame. The server starts reading a
@@ -354,6 +346,16 @@ pub fn assert_message(
         "msg_id in {frame}"
     );
     assert!(frame["ts"].as_i64().is_some_and(|t| t > 0), "ts in {frame}");
+}
+
+/// A private text message frame with client id `id`.
+pub fn private_frame(id: &str, to: i64, content: &str) -> Value {
+    json!({"type":"private","id":id,"to":to,"media":"text","content":content})
+}
+
+/// A group text message frame with client id `id`.
+pub fn group_frame(id: &str, community: i64, content: &str) -> Value {
+    json!({"type":"group","id":id,"to":community,"media":"text","content":content})
 }
 
 /// `p:{min}:{max}`

@@ -3,11 +3,7 @@
 //! its own, so its channels (`chorus:{name}:all`, `chorus:{name}:node:{id}`) never collide with
 //! another test's. Skips loudly without `CHORUS_TEST_REDIS_URL` (a failure under `CI`).
 
-#[path = "common/cluster.rs"]
-mod cluster;
-mod common;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, cluster};
 
 use cluster::{Cluster, Transport};
 use common::{Backend, TestDb};

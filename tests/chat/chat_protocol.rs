@@ -2,9 +2,7 @@
 //! error frames for bad input on a connection that keeps working, heartbeats and the sweep,
 //! slow readers, read cursors, typing, sync and history paging.
 
-mod common;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, ws};
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Two `chorus` processes on one SQLite file: what one node writes, the other sees at once
 //! (sessions are checked against the database on every request, never cached per node).
 
-mod common;
+use crate::common;
 
 use common::{Backend, Server, TestDb, PASSWORD};
 use serde_json::json;

@@ -17,13 +17,7 @@
 //! Needs root, `ip` and `iptables`: without them the test prints a loud warning and skips,
 //! except under `CI`, where it fails (`.ci/run` installs iptables when it is missing).
 
-#[path = "common/cluster.rs"]
-mod cluster;
-mod common;
-#[path = "common/netns.rs"]
-mod netns;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, cluster, netns};
 
 use std::time::Duration;
 
@@ -31,7 +25,7 @@ use cluster::{metric, Cluster, Conn, Transport};
 use common::{Backend, TestDb};
 use netns::Netns;
 
-/// The inner test's name, as libtest knows it.
+/// The inner test's name (in this module: [`netns::test_name`] makes the full one).
 const INNER: &str = "lossy_cluster_inside_namespace";
 /// Share of UDP datagrams dropped inside the namespace.
 const LOSS: &str = "0.2";
@@ -56,7 +50,12 @@ fn udp_packet_loss_is_repaired_in_a_namespace() {
         "loss rule missing: {rules}"
     );
 
-    let inner = ns.run_inner(INNER, &[], &std::env::temp_dir(), INNER_DEADLINE);
+    let inner = ns.run_inner(
+        &netns::test_name(module_path!(), INNER),
+        &[],
+        &std::env::temp_dir(),
+        INNER_DEADLINE,
+    );
     let _ = std::fs::remove_file(&inner.log);
     let counters = ns.exec(&[iptables, "-L", "INPUT", "-v", "-n", "-x"]);
     eprintln!(

@@ -4,11 +4,7 @@
 //! the recipient on the other node, once and in order. Skips loudly without `redis-server`
 //! (a failure under `CI`).
 
-#[path = "common/cluster.rs"]
-mod cluster;
-mod common;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, cluster};
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -9,10 +9,7 @@
 //!   another connection's exclusive lock. Sends get a prompt `unavailable`; a re-send with the
 //!   same id after the database is back is stored and delivered exactly once.
 
-#[macro_use]
-mod common;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, ws};
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

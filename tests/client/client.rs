@@ -3,8 +3,7 @@
 //! presence, typing, reads, contact and member notices, refusals, and a server restart with
 //! nothing lost and nothing handed out twice).
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

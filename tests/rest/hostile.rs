@@ -2,11 +2,7 @@
 //! denial of service, what a user may see of others, and the smaller limits. Each test fails on
 //! the code before the fix it guards.
 
-#[path = "common/cluster.rs"]
-mod cluster;
-mod common;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, cluster, ws};
 
 use std::time::Duration;
 

@@ -2,10 +2,7 @@
 //! backend), several connections per user, offline delivery of a thousand messages in order,
 //! idempotent resends, and nothing acknowledged lost across `kill -9`.
 
-#[macro_use]
-mod common;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, ws};
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -4,11 +4,7 @@
 //! refused (and counted), replayed re-send requests unanswered, and a node killed with
 //! SIGKILL whose users reconnect elsewhere and miss nothing.
 
-#[path = "common/cluster.rs"]
-mod cluster;
-mod common;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, cluster, ws};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -3,8 +3,7 @@
 //! Each test is an async fn taking a [`Backend`]; `backend_tests!` instantiates it once per
 //! backend in `mod sqlite`, `mod postgres` and `mod mysql`.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

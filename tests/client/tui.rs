@@ -3,8 +3,7 @@
 //! user, see "typing" and "seen", survive a server restart with nothing shown twice and nothing
 //! lost, log in again (history comes back), and a remembered session (file mode 0600).
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

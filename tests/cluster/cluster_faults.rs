@@ -8,11 +8,7 @@
 //!
 //! Real `chorus` processes on one database, joined by UDP broadcast on 127.255.255.255.
 
-#[path = "common/cluster.rs"]
-mod cluster;
-mod common;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, cluster, ws};
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;

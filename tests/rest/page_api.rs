@@ -3,12 +3,7 @@
 //! look-ups that tell deleted accounts apart without a 404, the list of one's conversations,
 //! and uploads that keep their pixel size.
 
-#[macro_use]
-mod common;
-#[path = "common/cluster.rs"]
-mod cluster;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, cluster, ws};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -8,9 +8,7 @@
 //! and printed, deletes leftover entries of its own users there (`chorus:online:{id}`, the
 //! key named in the README) and checks that they start offline.
 
-mod common;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, ws};
 
 use std::sync::Arc;
 

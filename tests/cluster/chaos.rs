@@ -47,13 +47,7 @@
 //! Needs root, `ip`, `iptables`, PostgreSQL's server binaries and `redis-server`: without them
 //! the test prints a loud warning and skips, except under `CI`, where it fails.
 
-#[path = "common/cluster.rs"]
-mod cluster;
-mod common;
-#[path = "common/netns.rs"]
-mod netns;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, cluster, netns};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
@@ -75,7 +69,7 @@ use cluster::{Cluster, Transport};
 use common::{wait_for, TestDb, TestUser};
 use netns::Netns;
 
-/// The inner test's name, as libtest knows it.
+/// The inner test's name (in this module: [`netns::test_name`] makes the full one).
 const INNER: &str = "chaos_inside_namespace";
 /// Sends a client may have unacknowledged at once.
 const WINDOW: usize = 3;
@@ -144,7 +138,10 @@ impl Plan {
 
     fn replay(&self) -> String {
         let env: Vec<String> = self.env().iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("{} cargo test --test chaos -- --nocapture", env.join(" "))
+        format!(
+            "{} cargo test --test cluster -- chaos:: --nocapture",
+            env.join(" ")
+        )
     }
 }
 
@@ -233,7 +230,12 @@ fn chaos_nodes_die_redis_hangs_udp_drops_and_nothing_is_lost() {
     );
     let deadline = Duration::from_secs(plan.secs + 300);
     let ns = Netns::create();
-    let inner = ns.run_inner(INNER, &plan.env(), &std::env::temp_dir(), deadline);
+    let inner = ns.run_inner(
+        &netns::test_name(module_path!(), INNER),
+        &plan.env(),
+        &std::env::temp_dir(),
+        deadline,
+    );
     // The progress and summary lines, then (on failure) the end of everything.
     let tagged: Vec<&str> = inner
         .output

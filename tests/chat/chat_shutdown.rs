@@ -2,9 +2,7 @@
 //! flushes each connection, closes the sockets with 1001 and exits 0; after a restart the
 //! recipient gets exactly what was acknowledged (and stored), once and in order.
 
-mod common;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, ws};
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;

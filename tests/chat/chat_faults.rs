@@ -3,10 +3,7 @@
 //! end hides nothing, a retry of a stored-but-unannounced send is delivered, and racing first
 //! reads keep the highest cursor.
 
-#[macro_use]
-mod common;
-#[path = "common/ws.rs"]
-mod ws;
+use crate::common::{self, ws};
 
 use common::{Backend, Server, TestDb};
 use serde_json::{json, Value};
