@@ -69,6 +69,20 @@ pub struct Settings {
     pub chat: ChatSettings,
     pub cluster: ClusterSettings,
     pub metrics: MetricsSettings,
+    pub line: LineSettings,
+}
+
+/// The plain TCP line endpoint ([`crate::line`]): off while `addr` is empty. Its connections are
+/// held to `chat`'s limits too (rate, queue, heartbeat timeout, sockets per user).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LineSettings {
+    /// Where to listen, `ip:port`; empty = no line endpoint.
+    pub addr: String,
+    /// Longest command line, in bytes (the newline not counted); a longer one is refused and
+    /// the connection closed.
+    pub max_line_bytes: usize,
+    /// Line connections open at once (logged in or not); past it, accepting waits.
+    pub max_connections: usize,
 }
 
 /// Who may read `/metrics`: an empty `token` leaves it open; a `token` asks for
@@ -328,6 +342,11 @@ writer_queue = 4096
 [metrics]
 addr = ""
 token = ""
+
+[line]
+addr = ""
+max_line_bytes = 16384
+max_connections = 1024
 
 [cluster]
 enabled = false

@@ -1,4 +1,5 @@
-//! The hub: every live websocket connection (a [`Conn`]) on this server, by user.
+//! The hub: every live client connection (a [`Conn`]: a websocket or a line-endpoint socket) on
+//! this server, by user.
 //!
 //! Delivery never waits on a client: frames go into each connection's bounded queue with `try_send`;
 //! a connection whose queue is full is closed (it catches up from storage when it reconnects), so one
@@ -29,6 +30,9 @@ pub enum Outgoing {
     Frame(Arc<str>),
     /// The bare text `heartbeat`, answering the bare text frame.
     BareHeartbeat,
+    /// Text already in the connection's own transport form, written as is (the line
+    /// endpoint's answers to commands: they need no ordering and no rendering).
+    Raw(Arc<str>),
     /// A stored message (or system notice) for this user.
     Message {
         conversation: ConversationId,
@@ -120,7 +124,8 @@ impl CloseReason {
     };
 }
 
-/// One websocket connection: GinChat's `Node`, with a bounded queue instead of an unbounded one.
+/// One client connection (a websocket or a line-endpoint socket): GinChat's `Node`, with a
+/// bounded queue instead of an unbounded one.
 pub struct Conn {
     pub id: ConnId,
     pub user: UserId,

@@ -3,14 +3,23 @@
 //! The message path reads straight down, and nothing on it imports a module above it:
 //!
 //! ```text
-//! ws (transport) -> ws::dispatch -> commit (store, then ack) -> fanout -> hub   (this node)
-//!                                                                      \-> cluster (peers)
+//! ws   (websocket, JSON frames) --\
+//!                                  >-> dispatch -> commit (store, then ack) -> fanout -> hub   (this node)
+//! line (plain TCP, command lines) /                                                  \-> cluster (peers)
 //! cluster receiver -- a peer's notice, over a channel --> fanout::deliver_here -> hub
+//! hub queue -> send_proc (order, catch-up) -> ws | line socket
 //! ```
 //!
-//! - [`ws`]: `GET /chat`, one [`hub::Conn`] per connection with its `send_proc` (queue to
-//!   socket, in order, once) and `recv_proc` (socket to [`ws::dispatch`], which says what each
-//!   client [`frame`] does);
+//! - [`ws`]: `GET /chat`, one [`hub::Conn`] per connection with `recv_proc` (socket to
+//!   [`dispatch`]) and the websocket's [`send_proc::Transport`];
+//! - [`line`]: the plain TCP line endpoint (`line.addr`, off by default): commands parsed into the
+//!   same client [`frame`]s for [`dispatch`], queue items rendered as lines; a second transport
+//!   beside `ws`, not a second server;
+//! - [`connection`]: a connection's life for both transports (the per-user cap, the hub,
+//!   presence, online and offline notices) and the per-connection rate limiter;
+//! - [`send_proc`]: each connection's only writer: what the user missed first, then the queue, per
+//!   conversation in `seq` order and once, through its transport;
+//! - [`dispatch`]: what each client [`frame`] does, whichever transport brought it;
 //! - [`commit`]: the group-commit writer: store a batch, then ack, then announce;
 //! - [`fanout`]: where every [`notice`] goes: [`fanout::Fanout::announce`] delivers here and
 //!   publishes to the peers; [`fanout::Fanout::deliver_here`] says who is in a conversation and
@@ -23,7 +32,8 @@
 //!   the web page, health and metrics, with the one HTTP error type ([`http::error`]); REST
 //!   writers announce through the fan-out too;
 //! - [`listen`]: the accept loop both HTTP and the websocket are served by;
-//! - [`session`]: a bearer token to its caller, for REST and the websocket alike;
+//! - [`session`]: a bearer token to its caller, and the one log-in (`POST /api/sessions` and the
+//!   line endpoint's `LOGIN`);
 //! - [`auth`]: Argon2id password hashes (a bounded number at once), typed passwords, opaque
 //!   session tokens; [`names`]: display names; [`throttle`]: failed log-ins;
 //! - [`store`]: sea-orm storage (SQLite, PostgreSQL, MySQL) behind a small API;
@@ -42,12 +52,15 @@ pub mod auth;
 pub mod cluster;
 pub mod commit;
 pub mod config;
+pub mod connection;
+pub mod dispatch;
 pub mod fanout;
 pub mod frame;
 pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod imagesize;
+pub mod line;
 pub mod listen;
 pub mod lock;
 pub mod media;
@@ -55,6 +68,7 @@ pub mod metrics;
 pub mod names;
 pub mod notice;
 pub mod presence;
+pub mod send_proc;
 pub mod session;
 pub mod store;
 pub mod throttle;
@@ -111,6 +125,8 @@ pub struct Server {
     stop_writer: CancellationToken,
     /// `udp_send`, which ends after announcing this node's departure.
     cluster_sender: Option<JoinHandle<()>>,
+    /// Where the line endpoint listens, when it is on.
+    line_addr: Option<SocketAddr>,
     /// Every other background task (the heartbeat sweep, the metrics listener, the cluster's
     /// receivers, the fan-out of peers' notices): each ends when `stopping` is cancelled, and
     /// shutdown waits for them all.
@@ -247,8 +263,35 @@ impl Server {
                 async move { stopping.cancelled().await },
             ));
         }
+        let line_addr = if app.settings.line.addr.is_empty() {
+            None
+        } else {
+            let wanted: SocketAddr =
+                app.settings
+                    .line
+                    .addr
+                    .parse()
+                    .map_err(|e| StartError::Bind {
+                        addr,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            format!("line.addr {:?}: {e}", app.settings.line.addr),
+                        ),
+                    })?;
+            let listener = tokio::net::TcpListener::bind(wanted)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: wanted,
+                    source,
+                })?;
+            let bound = listener.local_addr().unwrap_or(wanted);
+            tracing::info!(addr = %bound, "line endpoint");
+            tasks.spawn(line::serve(app.clone(), listener));
+            Some(bound)
+        };
         Ok(Self {
             addr,
+            line_addr,
             app,
             stop_http: Some(stop_http),
             http,
@@ -262,6 +305,11 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The line endpoint's bound address, when `line.addr` turned it on.
+    pub fn line_addr(&self) -> Option<SocketAddr> {
+        self.line_addr
     }
 
     /// Graceful stop, in this order: refuse new connections and frames; store every send

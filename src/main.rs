@@ -48,7 +48,10 @@ async fn main() -> anyhow::Result<()> {
     let server = chorus::Server::start(settings)
         .await
         .context("starting chorus")?;
-    // Scripts and tests wait for this line to learn the bound port.
+    // Scripts and tests read these lines to learn the bound ports (`listening on` comes last).
+    if let Some(line) = server.line_addr() {
+        println!("line on {line}");
+    }
     println!("listening on {}", server.addr());
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -15,6 +15,8 @@ pub struct Metrics {
     http_duration: HistogramVec,
     /// Websocket connections open on this node.
     pub ws_connections: IntGauge,
+    /// Line-endpoint connections open on this node (logged in or not).
+    pub line_connections: IntGauge,
     /// Client TCP connections open (capped by `server.max_connections`).
     pub http_connections: IntGauge,
     /// Connections closed for sending nothing, idling or not reading.
@@ -117,6 +119,10 @@ impl Metrics {
             "chorus_ws_connections",
             "Websocket connections open on this node",
         )?;
+        let line_connections = IntGauge::new(
+            "chorus_line_connections",
+            "Line-endpoint connections open on this node",
+        )?;
         let http_connections = IntGauge::new(
             "chorus_http_connections",
             "Client TCP connections open on this node",
@@ -173,12 +179,14 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(ws_connections.clone()))?;
+        registry.register(Box::new(line_connections.clone()))?;
         Ok(Self {
             registry,
             routes,
             http_requests,
             http_duration,
             ws_connections,
+            line_connections,
             http_connections,
             http_timeouts,
             login_refused,

@@ -16,10 +16,11 @@ use super::input::{display_name, new_password, search_term, upload_url, SearchQu
 use super::views::{user_view, user_views, UserView};
 use super::{authed, json, json_body, no_content, with_app, ApiResult, Caller};
 use crate::app::App;
-use crate::auth::{hash_password, new_token, verify_password};
+use crate::auth::{hash_password, verify_password};
 use crate::fanout::{Notice, Scope};
 use crate::ids::UserId;
-use crate::store::{now_ms, NewUser, UserChanges};
+use crate::session::{log_in, LoggedIn, LoginError};
+use crate::store::{NewUser, UserChanges};
 
 /// Longest user name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
@@ -226,32 +227,24 @@ async fn register(app: Arc<App>, req: RegisterRequest) -> ApiResult {
               (status = 429, description = "too many failed log-ins; see Retry-After", body = crate::http::error::ErrorBody),
               (status = 503, description = "password checks busy; see Retry-After", body = crate::http::error::ErrorBody)))]
 async fn login(app: Arc<App>, req: LoginRequest, peer: Option<SocketAddr>) -> ApiResult {
-    let address = peer.map(|p| p.ip());
-    if let Some(wait) = app.login_throttle.check(&req.name, address) {
-        app.metrics
-            .login_refused
-            .with_label_values(&["throttled"])
-            .inc();
-        return Err(ApiError::TooManyAttempts(wait));
-    }
-    let turn = hash_turn(&app).await?;
-    let user = app.store.user_by_name(&req.name).await?;
-    let stored = user.as_ref().map(|u| u.password_hash.clone());
-    if !verify_password(turn, req.password, stored).await {
-        app.login_throttle.failed(&req.name, address);
-        return Err(ApiError::InvalidCredentials);
-    }
-    let user = user.ok_or(ApiError::InvalidCredentials)?;
-    let (token, hash) = new_token();
     let ttl = match req.remember {
         Some(false) => app.settings.auth.token_ttl().min(SHORT_SESSION),
         _ => app.settings.auth.token_ttl(),
     };
-    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    let expires_at = now_ms().saturating_add(ttl_ms);
-    app.store
-        .create_session(UserId(user.id), hash, expires_at)
-        .await?;
+    let address = peer.map(|p| p.ip());
+    let LoggedIn {
+        token,
+        user,
+        caller,
+    } = log_in(&app, &req.name, req.password, address, ttl)
+        .await
+        .map_err(|err| match err {
+            LoginError::Throttled(wait) => ApiError::TooManyAttempts(wait),
+            LoginError::Busy => ApiError::Busy(1),
+            LoginError::InvalidCredentials => ApiError::InvalidCredentials,
+            LoginError::Store(err) => err.into(),
+        })?;
+    let expires_at = caller.expires_at;
     let user = own_view(&app, user).await;
     Ok(json(
         StatusCode::CREATED,

@@ -8,8 +8,9 @@ use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use warp::filters::ws::WebSocket;
 
-use super::dispatch::{dispatch, parse, FrameError};
 use crate::app::App;
+use crate::connection::RateLimit;
+use crate::dispatch::{dispatch, parse, FrameError};
 use crate::hub::{CloseReason, Conn, Outgoing};
 
 /// The longest single timer for a session's expiry (longer ones are re-armed).
@@ -17,41 +18,6 @@ const MAX_TIMER: Duration = Duration::from_secs(86_400);
 
 /// How long a stopping node waits for a client to answer its close frame.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
-
-/// A token bucket: `rate` frames a second on average, bursts up to `burst`.
-struct RateLimit {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl RateLimit {
-    fn new(rate: u32, burst: u32) -> Self {
-        Self {
-            rate: f64::from(rate),
-            burst: f64::from(burst.max(1)),
-            tokens: f64::from(burst.max(1)),
-            at: Instant::now(),
-        }
-    }
-
-    fn allow(&mut self) -> bool {
-        if self.rate <= 0.0 {
-            return true;
-        }
-        let now = Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// The RFC 6455 close code for a frame the client got wrong (`None`: the connection broke).
 fn close_reason_for(err: &warp::Error) -> Option<CloseReason> {

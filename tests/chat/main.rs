@@ -1,5 +1,5 @@
-//! The websocket chat suites in one test binary: delivery, faults, presence, the protocol,
-//! shutdown and hung dependencies.
+//! The chat suites in one test binary: delivery, faults, presence, the protocol, shutdown and
+//! hung dependencies over the websocket, and the plain TCP line endpoint.
 //!
 //! One binary per area (not one per file) so the shared harness (`tests/common`) is compiled
 //! and linked once per area.
@@ -16,3 +16,4 @@ mod chat_presence;
 mod chat_protocol;
 mod chat_shutdown;
 mod hangs;
+mod line;

@@ -239,6 +239,9 @@ pub struct Server {
     pub base: String,
     /// `127.0.0.1:PORT`, for raw-socket requests.
     pub addr: String,
+    /// The line endpoint's `127.0.0.1:PORT`, when `CHORUS__LINE__ADDR` turned it on (the
+    /// `line on` line printed before `listening on`).
+    pub line_addr: Option<String>,
     /// The process's cwd; holds `uploads/`, `stderr.log` and (SQLite) `data/chorus.db`.
     pub dir: TempDir,
     pub db: Arc<TestDb>,
@@ -291,21 +294,25 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn chorus");
 
         // A thread reads stdout for ever (so the child never blocks on a full pipe) and hands
-        // over the first `listening on` line.
+        // over the first `listening on` line, with the `line on` line printed before it.
         let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        let (tx, rx) = tokio::sync::oneshot::channel::<(String, Option<String>)>();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut tx = Some(tx);
             let mut line = String::new();
+            let mut line_addr = None;
             loop {
                 line.clear();
                 match reader.read_line(&mut line) {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {
+                        if let Some(addr) = line.strip_prefix("line on ") {
+                            line_addr = Some(addr.trim_end().to_string());
+                        }
                         if line.starts_with("listening on ") {
                             if let Some(tx) = tx.take() {
-                                let _ = tx.send(line.trim_end().to_string());
+                                let _ = tx.send((line.trim_end().to_string(), line_addr.take()));
                             }
                         }
                     }
@@ -313,8 +320,8 @@ impl Server {
             }
         });
 
-        let line = match tokio::time::timeout(START_DEADLINE, rx).await {
-            Ok(Ok(line)) => line,
+        let (line, line_addr) = match tokio::time::timeout(START_DEADLINE, rx).await {
+            Ok(Ok(got)) => got,
             Ok(Err(_)) => {
                 let status = child.wait().ok();
                 panic!(
@@ -345,6 +352,7 @@ impl Server {
             child,
             base: format!("http://{addr}"),
             addr,
+            line_addr,
             dir,
             db,
             http,

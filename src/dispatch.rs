@@ -1,5 +1,6 @@
-//! `dispatch`: what each client frame does. Sends go to the group-commit writer
-//! ([`crate::commit`]); reads, typing and sync are answered here.
+//! `dispatch`: what each client frame does, whichever transport it came by (the websocket's JSON
+//! frames, the line endpoint's commands, both as a [`ClientFrame`]). Sends go to the group-commit
+//! writer ([`crate::commit`]); reads, typing and sync are answered here.
 //!
 //! The sender of anything is always the connection's user, never a field from the client.
 
@@ -104,12 +105,14 @@ pub async fn dispatch(app: &Arc<App>, conn: &Arc<Conn>, frame: ClientFrame) {
         ClientFrame::Private { id, .. } | ClientFrame::Group { id, .. } => id.clone(),
         _ => None,
     };
-    if let Err(err) = handle(app, conn, frame).await {
+    if let Err(err) = apply(app, conn, frame).await {
         conn.push(err.to_outgoing(id));
     }
 }
 
-async fn handle(app: &Arc<App>, conn: &Arc<Conn>, frame: ClientFrame) -> Result<(), FrameError> {
+/// Handles one frame from `conn` and says whether it was refused (for a transport that answers
+/// in its own form). A send's ack, or the writer's refusal, still comes later on the queue.
+pub async fn apply(app: &Arc<App>, conn: &Arc<Conn>, frame: ClientFrame) -> Result<(), FrameError> {
     match frame {
         ClientFrame::Private {
             id,
