@@ -29,11 +29,22 @@ struct Line {
 impl Line {
     /// Connects to `server`'s line endpoint and reads the greeting.
     async fn connect(server: &Server, label: &str) -> Line {
-        let addr = server
-            .line_addr
-            .clone()
-            .expect("the node printed no `line on` address");
-        let stream = TcpStream::connect(&addr).await.expect("connect line");
+        let stream = TcpStream::connect(line_addr(server))
+            .await
+            .expect("connect line");
+        Self::greeted(stream, label).await
+    }
+
+    /// Connects over a socket with a tiny kernel receive buffer (for a client that never reads).
+    async fn connect_small_buffer(server: &Server, label: &str) -> Line {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let addr = line_addr(server).parse().expect("line addr");
+        let stream = socket.connect(addr).await.expect("connect line");
+        Self::greeted(stream, label).await
+    }
+
+    async fn greeted(stream: TcpStream, label: &str) -> Line {
         let (read, writer) = stream.into_split();
         let mut line = Line {
             label: label.to_owned(),
@@ -126,6 +137,13 @@ impl Line {
             }
         }
     }
+}
+
+fn line_addr(server: &Server) -> String {
+    server
+        .line_addr
+        .clone()
+        .expect("the node printed no `line on` address")
 }
 
 /// The next websocket frame of type `ty`, skipping others (presence, reads) that may come first.
@@ -535,4 +553,138 @@ async fn a_line_message_crosses_the_cluster_and_back() {
     );
     line.expect(&format!("MESSAGE {conv} 3 bob from bob's line"))
         .await;
+}
+
+/// A line client that never reads is closed once its queue (`CHORUS__CHAT__QUEUE_LEN=16`) is
+/// full, like a websocket, and the others go on receiving; what it got is an in-order prefix.
+#[tokio::test]
+async fn a_line_reader_that_never_reads_is_closed() {
+    const MAX_MESSAGES: i64 = 2000;
+    let server = line_server(&[
+        ("CHORUS__CHAT__QUEUE_LEN", "16"),
+        ("CHORUS__CHAT__RATE_PER_SEC", "0"),
+    ])
+    .await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let slow = server.user("slow").await;
+    let room = community(&server, &alice, &[&bob, &slow]).await;
+    // Bob is slow's contact, so he is told when slow's (only) connection goes.
+    befriend(&server, &bob, &slow).await;
+    let mut b = Client::connect_ready(&server, &bob, "bob").await;
+    let mut sl = Line::connect_small_buffer(&server, "slow").await;
+    sl.send(&format!("LOGIN slow {PASSWORD}")).await;
+    let online = next_of(&mut b, "presence").await;
+    assert_eq!(
+        online,
+        json!({"type":"presence","user":slow.id,"online":true})
+    );
+    let mut a = Client::connect_ready(&server, &alice, "alice").await;
+
+    let body = "x".repeat(7_900);
+    let mut sent = 0;
+    let mut slow_gone = false;
+    while !slow_gone && sent < MAX_MESSAGES {
+        sent += 1;
+        a.group_acked(&format!("g-{sent}"), room, &format!("{sent}:{body}"))
+            .await;
+        let (before, message) = b.recv_until(|f| f["type"] == "message").await;
+        assert_eq!(message["seq"], sent, "bob misses nothing: {message}");
+        for frame in before {
+            assert_eq!(
+                frame,
+                json!({"type":"presence","user":slow.id,"online":false}),
+                "unexpected frame for bob"
+            );
+            slow_gone = true;
+        }
+    }
+    assert!(
+        slow_gone,
+        "a line reader that never reads was not closed after {sent} messages of ~8 KB"
+    );
+    // Abandoned mid-write, the socket may end inside a line: that piece is not a line.
+    let mut bytes = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::AsyncReadExt::read_to_end(&mut sl.reader, &mut bytes),
+    )
+    .await
+    .expect("the slow socket is closed")
+    .ok();
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    lines.pop();
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some(format!("OK LOGIN slow {}", slow.id).as_str())
+    );
+    let seqs: Vec<i64> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(&format!("MESSAGE g:{room} ")))
+        .map(|rest| {
+            rest.split(' ')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .expect("seq")
+        })
+        .collect();
+    assert!(
+        seqs.iter().enumerate().all(|(i, s)| *s == i as i64 + 1) && (seqs.len() as i64) < sent,
+        "not an in-order prefix of 1..{sent}: {seqs:?}"
+    );
+    if let Some(last) = lines.last().filter(|l| l.starts_with("BYE")) {
+        assert_eq!(last, "BYE 1008 too slow: outgoing queue full");
+    }
+}
+
+/// Past `line.max_connections` the node stops accepting until a line socket closes.
+#[tokio::test]
+async fn the_accept_cap_holds_newcomers_back() {
+    let server = line_server(&[("CHORUS__LINE__MAX_CONNECTIONS", "1")]).await;
+    let mut first = Line::connect(&server, "first").await;
+    // The kernel completes the handshake, but the node does not accept (or greet) it yet.
+    let waiting = TcpStream::connect(line_addr(&server))
+        .await
+        .expect("connect line");
+    let (read, writer) = waiting.into_split();
+    let mut second = Line {
+        label: "second".into(),
+        reader: BufReader::new(read),
+        writer,
+    };
+    let mut greeting = String::new();
+    let early = tokio::time::timeout(
+        Duration::from_millis(1500),
+        second.reader.read_line(&mut greeting),
+    )
+    .await;
+    assert!(early.is_err(), "greeted past the cap: {greeting:?}");
+    first.send("QUIT").await;
+    assert_eq!(first.expect_closed(LINE_DEADLINE).await, ["BYE 1000 bye"]);
+    second.expect_prefix("HELLO chorus 1").await;
+    second.send("PING").await;
+    second.expect("PONG").await;
+}
+
+/// SIGTERM: logged-in sockets get what was acked, then `BYE 1001`; sockets not logged in too.
+#[tokio::test]
+async fn shutdown_says_bye() {
+    let mut server = line_server(&[]).await;
+    let alice = server.user("alice").await;
+    server.user("bob").await;
+    let mut line = Line::login(&server, &alice, "alice").await;
+    let mut anon = Line::connect(&server, "anon").await;
+    line.send("MSG bob before the end").await;
+    line.expect_prefix("ACK l1 ").await;
+    let status = server.terminate().await;
+    assert!(status.success(), "chorus exited with {status}");
+    for socket in [&mut line, &mut anon] {
+        assert_eq!(
+            socket.expect_closed(LINE_DEADLINE).await,
+            ["BYE 1001 server shutting down"],
+            "{}",
+            socket.label
+        );
+    }
 }
