@@ -111,8 +111,8 @@ impl Presence {
     pub async fn redis(url: &str, node: String, ttl_ms: i64) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(REDIS_TIMEOUT * 4)
-            .set_response_timeout(REDIS_TIMEOUT);
+            .set_connection_timeout(Some(REDIS_TIMEOUT * 4))
+            .set_response_timeout(Some(REDIS_TIMEOUT));
         let conn = ConnectionManager::new_with_config(client, config).await?;
         Ok(Self {
             local: Mutex::default(),

@@ -111,7 +111,7 @@ async fn subscribe(
         }
     }
     Err(redis::RedisError::from((
-        redis::ErrorKind::IoError,
+        redis::ErrorKind::Io,
         "subscription ended",
     )))
 }

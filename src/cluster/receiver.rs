@@ -404,7 +404,7 @@ impl Receiver {
         let due = self
             .clock_warned
             .get(node)
-            .map_or(true, |at| at.elapsed() >= CLOCK_WARN_EVERY);
+            .is_none_or(|at| at.elapsed() >= CLOCK_WARN_EVERY);
         if due {
             tracing::warn!(%node, "cluster: peer {what}");
             self.clock_warned.insert(node.to_owned(), Instant::now());

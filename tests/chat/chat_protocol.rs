@@ -191,7 +191,7 @@ async fn sweep_closes_silent_connections_only() {
         let mut beats = 0u32;
         // Three timeouts' worth of heartbeats, and at least until the quiet one is gone.
         while !(quiet_closed.get() && started.elapsed() >= Duration::from_secs(3)) {
-            if beats % 2 == 0 {
+            if beats.is_multiple_of(2) {
                 c.send_text("heartbeat").await;
                 assert_eq!(c.recv_text().await, "heartbeat");
             } else {
