@@ -216,19 +216,14 @@ enum Outcome {
 /// Gives `unavailable` to every send waiting in the queue, at once: after a timed-out batch they
 /// would each wait on the same database.
 fn refuse_queued(rx: &mut mpsc::Receiver<Submission>) {
-    let mut refused = 0usize;
-    while let Ok(s) = rx.try_recv() {
-        reply(
-            s.origin,
-            s.client_id,
-            s.message_id,
-            Err(SendError::Unavailable),
+    let queued: Vec<Submission> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    if !queued.is_empty() {
+        tracing::warn!(
+            refused = queued.len(),
+            "database stalled: refused the queued sends"
         );
-        refused += 1;
     }
-    if refused > 0 {
-        tracing::warn!(refused, "database stalled: refused the queued sends");
-    }
+    refuse(queued);
 }
 
 /// Runs one database step within the writer's deadline; `None` when it passed.

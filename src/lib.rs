@@ -108,6 +108,12 @@ pub enum StartError {
     Redis(#[from] redis::RedisError),
     #[error("cluster: {0}")]
     Cluster(#[from] cluster::ClusterError),
+    #[error("{setting} {text:?} is not an address: {reason}")]
+    Address {
+        setting: String,
+        text: String,
+        reason: String,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -232,25 +238,10 @@ impl Server {
         ));
         tracing::info!(%addr, "serving");
         if !app.settings.metrics.addr.is_empty() {
-            let metrics_addr: SocketAddr =
-                app.settings
-                    .metrics
-                    .addr
-                    .parse()
-                    .map_err(|e| StartError::Bind {
-                        addr,
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::InvalidInput,
-                            format!("metrics.addr {:?}: {e}", app.settings.metrics.addr),
-                        ),
-                    })?;
-            let listener = tokio::net::TcpListener::bind(metrics_addr)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: metrics_addr,
-                    source,
-                })?;
-            let bound = listener.local_addr().unwrap_or(metrics_addr);
+            let listener = bind_extra("metrics.addr", &app.settings.metrics.addr).await?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
             // Scripts read this line to find a metrics port chosen by the system.
             println!("metrics on {bound}");
             let routes = http::metrics_routes(app.clone());
@@ -266,25 +257,10 @@ impl Server {
         let line_addr = if app.settings.line.addr.is_empty() {
             None
         } else {
-            let wanted: SocketAddr =
-                app.settings
-                    .line
-                    .addr
-                    .parse()
-                    .map_err(|e| StartError::Bind {
-                        addr,
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::InvalidInput,
-                            format!("line.addr {:?}: {e}", app.settings.line.addr),
-                        ),
-                    })?;
-            let listener = tokio::net::TcpListener::bind(wanted)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: wanted,
-                    source,
-                })?;
-            let bound = listener.local_addr().unwrap_or(wanted);
+            let listener = bind_extra("line.addr", &app.settings.line.addr).await?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
             tracing::info!(addr = %bound, "line endpoint");
             tasks.spawn(line::serve(app.clone(), listener));
             Some(bound)
@@ -356,6 +332,20 @@ impl Server {
         }
         self.app.store.clone().close().await;
     }
+}
+
+/// Binds one of the optional listeners (`metrics.addr`, `line.addr`) from its setting's text.
+async fn bind_extra(setting: &str, text: &str) -> Result<tokio::net::TcpListener, StartError> {
+    let addr: SocketAddr =
+        text.parse()
+            .map_err(|e: std::net::AddrParseError| StartError::Address {
+                setting: setting.to_owned(),
+                text: text.to_owned(),
+                reason: e.to_string(),
+            })?;
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 /// Closes connections that have been silent longer than the heartbeat timeout.
