@@ -193,7 +193,8 @@ pub struct UploadSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     pub token_ttl_secs: u64,
-    /// Password hashes computed at once (each holds Argon2's memory) ...
+    /// Password hashes computed at once; each slot keeps Argon2's 19 MiB of working memory
+    /// once used, so this also bounds what log-ins leave behind ...
     pub hash_concurrency: usize,
     /// ... and how many may wait for a turn before log-ins get 503.
     pub hash_queue: usize,
@@ -319,7 +320,7 @@ quota_bytes = 1073741824
 
 [auth]
 token_ttl_secs = 2592000
-hash_concurrency = 4
+hash_concurrency = 2
 hash_queue = 256
 account_failures = 10
 address_failures = 30
