@@ -115,32 +115,39 @@ impl Store {
 
     /// Stores a batch in one transaction and returns one outcome per input, in input order.
     /// Conversation rows must exist ([`Store::ensure_conversation`]).
+    ///
+    /// Almost no batch repeats an earlier send, so the first attempt writes every input as new
+    /// and lets the unique indexes say otherwise: a repeated `(sender, client id)` (or message
+    /// id) makes the insert skip its row, the transaction is rolled back (its seqs with it), and
+    /// only then are the earlier sends looked up and the batch written again, repeats answered
+    /// with what was stored the first time.
     pub async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
-        let earlier = self.find_sent(batch).await?;
-        let now = now_ms();
-        // Decide, before writing, which inputs are new and which repeat an earlier send or an
-        // earlier input of this same batch.
-        enum Plan {
-            Earlier(StoredMessage),
-            New,
-            SameAs(usize),
+        let fresh = batch.iter().map(|_| Plan::New).collect();
+        if let Some(out) = self.write(batch, fresh, OnRepeat::RollBack).await? {
+            return Ok(out);
         }
-        let mut first_index: HashMap<(UserId, &str), usize> = HashMap::new();
-        let mut plans = Vec::with_capacity(batch.len());
+        let earlier = self.find_sent(batch).await?;
+        let plans = plan(batch, &earlier);
+        self.write(batch, plans, OnRepeat::Fail)
+            .await?
+            .ok_or_else(|| corrupt("a planned batch was rolled back".into()))
+    }
+
+    /// Writes the batch's new inputs as planned; `None` when `on_repeat` is
+    /// [`OnRepeat::RollBack`] and a unique index refused a row.
+    async fn write(
+        &self,
+        batch: &[NewMessage],
+        plans: Vec<Plan>,
+        on_repeat: OnRepeat,
+    ) -> Result<Option<Vec<Appended>>, StoreError> {
+        let now = now_ms();
         let mut per_conversation: Vec<(ConversationId, i64)> = Vec::new();
-        for (i, new) in batch.iter().enumerate() {
-            let key = new.sender.zip(new.client_id.as_deref());
-            if let Some(key) = key {
-                if let Some(found) = earlier.get(&(key.0, key.1.to_owned())) {
-                    plans.push(Plan::Earlier(found.clone()));
-                    continue;
-                }
-                if let Some(&j) = first_index.get(&key) {
-                    plans.push(Plan::SameAs(j));
-                    continue;
-                }
-                first_index.insert(key, i);
-            }
+        for (new, _) in batch
+            .iter()
+            .zip(&plans)
+            .filter(|(_, p)| matches!(p, Plan::New))
+        {
             match per_conversation
                 .iter_mut()
                 .find(|(c, _)| *c == new.conversation)
@@ -148,19 +155,17 @@ impl Store {
                 Some((_, n)) => *n += 1,
                 None => per_conversation.push((new.conversation, 1)),
             }
-            plans.push(Plan::New);
         }
-
         // Counter rows are locked in one global order (the database's order of conversation ids,
         // see `bump_seqs`) on every node, so two writers with the same conversations in
         // different orders cannot deadlock. Sorted here too, so the statement text is stable.
         per_conversation.sort_by_key(|(c, _)| *c);
-        let mut next_seq: HashMap<ConversationId, i64> = HashMap::new();
-        let mut rows = Vec::new();
         let mut stored: Vec<Option<StoredMessage>> = vec![None; batch.len()];
         if !per_conversation.is_empty() {
             let tx = self.conn().begin().await?;
             let last = bump_seqs(&tx, &per_conversation).await?;
+            let mut next_seq: HashMap<ConversationId, i64> =
+                HashMap::with_capacity(per_conversation.len());
             for (conversation, count) in &per_conversation {
                 let last = last
                     .get(conversation)
@@ -172,7 +177,7 @@ impl Store {
                     continue;
                 }
                 let seq = next_seq.entry(new.conversation).or_default();
-                let message = StoredMessage {
+                stored[i] = Some(StoredMessage {
                     id: new.id.clone().unwrap_or_else(|| Uuid::new_v4().to_string()),
                     conversation: new.conversation,
                     seq: Seq(*seq),
@@ -181,25 +186,17 @@ impl Store {
                     content: new.content.clone(),
                     client_id: new.client_id.clone(),
                     created_at: now,
-                };
-                *seq += 1;
-                rows.push(message::ActiveModel {
-                    id: Set(message.id.clone()),
-                    conversation_id: Set(message.conversation.to_string()),
-                    seq: Set(message.seq.0),
-                    sender_id: Set(message.sender.map(|u| u.0)),
-                    media: Set(message.media.as_str().to_owned()),
-                    content: Set(message.content.clone()),
-                    client_id: Set(message.client_id.clone()),
-                    created_at: Set(message.created_at),
                 });
-                stored[i] = Some(message);
+                *seq += 1;
             }
+            let rows: Vec<&StoredMessage> = stored.iter().flatten().collect();
             // Bounded chunks keep each statement under every backend's bind-parameter limit.
-            for chunk in rows.chunks(500) {
-                message::Entity::insert_many(chunk.to_vec())
-                    .exec_without_returning(&tx)
-                    .await?;
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let inserted = insert_messages(&tx, chunk, on_repeat).await?;
+                if inserted != chunk.len() as u64 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
             }
             tx.commit().await?;
         }
@@ -224,7 +221,7 @@ impl Store {
             };
             out.push(appended);
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Earlier sends matching the batch's (sender, client id) pairs.
@@ -460,6 +457,94 @@ impl Store {
     }
 }
 
+/// What a batch input becomes: a new row, a repeat of a stored send, or a repeat of an
+/// earlier input of the same batch.
+enum Plan {
+    Earlier(StoredMessage),
+    New,
+    SameAs(usize),
+}
+
+/// What an insert does with a row a unique index refuses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnRepeat {
+    /// Skip it, and the caller rolls the batch back (the cheap first attempt).
+    RollBack,
+    /// Fail the statement (the batch was planned against what is stored).
+    Fail,
+}
+
+/// Rows per insert statement: 8 binds each, under every backend's limit.
+const INSERT_CHUNK: usize = 500;
+
+/// Decides, before writing, which inputs repeat an earlier send or an earlier input of this
+/// same batch.
+fn plan(batch: &[NewMessage], earlier: &HashMap<(UserId, String), StoredMessage>) -> Vec<Plan> {
+    let mut first_index: HashMap<(UserId, &str), usize> = HashMap::new();
+    let mut plans = Vec::with_capacity(batch.len());
+    for (i, new) in batch.iter().enumerate() {
+        if let Some(key) = new.sender.zip(new.client_id.as_deref()) {
+            if let Some(found) = earlier.get(&(key.0, key.1.to_owned())) {
+                plans.push(Plan::Earlier(found.clone()));
+                continue;
+            }
+            if let Some(&j) = first_index.get(&key) {
+                plans.push(Plan::SameAs(j));
+                continue;
+            }
+            first_index.insert(key, i);
+        }
+        plans.push(Plan::New);
+    }
+    plans
+}
+
+/// One multi-row insert in fixed-shape SQL (no query builder on the hot path); returns how many
+/// rows went in. With [`OnRepeat::RollBack`] a row a unique index refuses is skipped
+/// (`ON CONFLICT DO NOTHING`; `INSERT IGNORE` on MySQL, which also skips rows for other
+/// reasons, and every skip means a rollback and the careful path, so nothing is lost).
+async fn insert_messages<C: ConnectionTrait>(
+    tx: &C,
+    rows: &[&StoredMessage],
+    on_repeat: OnRepeat,
+) -> Result<u64, StoreError> {
+    let backend = tx.get_database_backend();
+    let skip = on_repeat == OnRepeat::RollBack;
+    let mut binds = Binds::new(backend);
+    let mut sql = String::with_capacity(120 + rows.len() * 48);
+    sql.push_str(if skip && backend == DbBackend::MySql {
+        "INSERT IGNORE INTO"
+    } else {
+        "INSERT INTO"
+    });
+    sql.push_str(
+        " messages (id, conversation_id, seq, sender_id, media, content, client_id, created_at) VALUES ",
+    );
+    for (i, m) in rows.iter().enumerate() {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        binds.put(&mut sql, m.id.as_str());
+        sql.push_str(", ");
+        binds.put(&mut sql, m.conversation.to_string());
+        sql.push_str(", ");
+        binds.put(&mut sql, m.seq.0);
+        sql.push_str(", ");
+        binds.put(&mut sql, m.sender.map(|u| u.0));
+        sql.push_str(", ");
+        binds.put(&mut sql, m.media.as_str());
+        sql.push_str(", ");
+        binds.put(&mut sql, m.content.as_str());
+        sql.push_str(", ");
+        binds.put(&mut sql, m.client_id.as_deref());
+        sql.push_str(", ");
+        binds.put(&mut sql, m.created_at);
+        sql.push(')');
+    }
+    if skip && backend != DbBackend::MySql {
+        sql.push_str(" ON CONFLICT DO NOTHING");
+    }
+    Ok(tx.execute(binds.statement(sql)).await?.rows_affected())
+}
+
 /// Adds each conversation's count to its `last_seq` inside `tx` and returns the new values, in
 /// one statement per batch (two on MariaDB, which has no `UPDATE ... RETURNING`), instead of two
 /// per conversation.
@@ -554,14 +639,122 @@ impl Binds {
 
     /// Adds a value and returns its placeholder.
     fn push(&mut self, value: impl Into<Value>) -> String {
+        let mut placeholder = String::new();
+        self.put(&mut placeholder, value);
+        placeholder
+    }
+
+    /// Adds a value and writes its placeholder onto `sql`.
+    fn put(&mut self, sql: &mut String, value: impl Into<Value>) {
+        use std::fmt::Write;
         self.values.push(value.into());
         match self.backend {
-            DbBackend::Postgres => format!("${}", self.values.len()),
-            DbBackend::MySql | DbBackend::Sqlite => "?".to_owned(),
+            DbBackend::Postgres => {
+                let _ = write!(sql, "${}", self.values.len());
+            }
+            DbBackend::MySql | DbBackend::Sqlite => sql.push('?'),
         }
     }
 
     fn statement(self, sql: String) -> Statement {
         Statement::from_sql_and_values(self.backend, sql, self.values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseSettings;
+    use crate::store::NewUser;
+
+    fn send(from: UserId, to: UserId, client_id: &str) -> NewMessage {
+        NewMessage {
+            conversation: ConversationId::private(from, to),
+            sender: Some(from),
+            media: Media::Text,
+            content: format!("{client_id} from {from}"),
+            client_id: Some(client_id.into()),
+            id: None,
+        }
+    }
+
+    /// The cheap first attempt is rolled back when a unique index refuses a row: repeats get
+    /// what was stored the first time, new sends get the next seqs, and no seq is skipped.
+    #[tokio::test]
+    async fn repeats_in_a_batch_leave_no_gap_in_the_seqs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&DatabaseSettings {
+            url: format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display()),
+            max_connections: 2,
+            busy_timeout_ms: 1000,
+            timeout_ms: 1000,
+        })
+        .await
+        .unwrap();
+        let mut users = Vec::new();
+        for name in ["ann", "bob"] {
+            let user = store
+                .create_user(NewUser {
+                    name: name.into(),
+                    password_hash: "x".into(),
+                    email: None,
+                    phone: None,
+                })
+                .await
+                .unwrap();
+            users.push(UserId(user.id));
+        }
+        let (ann, bob) = (users[0], users[1]);
+        let pair = ConversationId::private(ann, bob);
+        store.ensure_conversation(pair).await.unwrap();
+
+        let first = store
+            .append_batch(&[send(ann, bob, "a1"), send(bob, ann, "b1")])
+            .await
+            .unwrap();
+        assert_eq!(
+            first
+                .iter()
+                .map(|a| (a.message.seq, a.duplicate))
+                .collect::<Vec<_>>(),
+            [(Seq(1), false), (Seq(2), false)]
+        );
+
+        let second = store
+            .append_batch(&[
+                send(ann, bob, "a2"),
+                send(bob, ann, "b1"),
+                send(bob, ann, "b2"),
+                send(ann, bob, "a2"),
+            ])
+            .await
+            .unwrap();
+        let got: Vec<_> = second
+            .iter()
+            .map(|a| (a.message.seq, a.duplicate))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Seq(3), false),
+                (Seq(2), true),
+                (Seq(4), false),
+                (Seq(3), true)
+            ]
+        );
+        assert_eq!(
+            second[1].message, first[1].message,
+            "the stored send, as stored"
+        );
+        assert_eq!(store.last_seq(pair).await.unwrap(), Seq(4));
+        let seqs: Vec<Seq> = store
+            .messages_after(pair, Seq(0), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, [Seq(1), Seq(2), Seq(3), Seq(4)]);
+        store.close().await;
     }
 }
