@@ -117,6 +117,10 @@ impl Mark {
 }
 
 /// The connection's writer with its per-conversation high-water marks.
+///
+/// Every storage read below is boxed (`Box::pin(..).await`): storage futures are large, and this
+/// task lives as long as the connection; inline, they would size every idle connection's task for
+/// the largest of them, where boxed they cost an allocation only when a read happens.
 struct Writer<T> {
     app: Arc<App>,
     conn: Arc<Conn>,
@@ -140,7 +144,7 @@ pub async fn run<T: Transport>(
         marks: HashMap::new(),
     };
     let result = async {
-        writer.catch_up().await?;
+        Box::pin(writer.catch_up()).await?;
         loop {
             let out = tokio::select! {
                 biased;
@@ -245,11 +249,7 @@ impl<T: Transport> Writer<T> {
         if let Some(mark) = self.marks.get(&conversation) {
             return Ok(*mark);
         }
-        let seq = self
-            .app
-            .store
-            .read_cursor(self.conn.user, conversation)
-            .await?;
+        let seq = Box::pin(self.app.store.read_cursor(self.conn.user, conversation)).await?;
         let mark = Mark::at(seq);
         self.marks.insert(conversation, mark);
         Ok(mark)
@@ -273,11 +273,7 @@ impl<T: Transport> Writer<T> {
         let mut last_sent = None;
         while from < until {
             let want = (until.0 - from.0).min(PAGE as i64) as u64;
-            let page = self
-                .app
-                .store
-                .messages_after(conversation, from, want)
-                .await?;
+            let page = Box::pin(self.app.store.messages_after(conversation, from, want)).await?;
             let Some(last) = page.last().map(|m| m.seq) else {
                 break;
             };
@@ -348,7 +344,7 @@ impl<T: Transport> Writer<T> {
                 after,
             } => {
                 let mut mark = self.mark(conversation).await?;
-                let last = self.app.store.last_seq(conversation).await?;
+                let last = Box::pin(self.app.store.last_seq(conversation)).await?;
                 if let Some((after, until)) = mark.sync(after, last) {
                     // The client lacks what this connection assumed it had: send that part.
                     self.send_range(conversation, after, until).await?;
@@ -356,14 +352,11 @@ impl<T: Transport> Writer<T> {
                 self.marks.insert(conversation, mark);
                 self.fill(conversation, last).await
             }
-            Outgoing::Resync => self.catch_up().await,
+            Outgoing::Resync => Box::pin(self.catch_up()).await,
             Outgoing::Joined { conversation, text } => {
                 // Start where the join put the read cursor (the end).
-                let cursor = self
-                    .app
-                    .store
-                    .read_cursor(self.conn.user, conversation)
-                    .await?;
+                let cursor =
+                    Box::pin(self.app.store.read_cursor(self.conn.user, conversation)).await?;
                 self.marks
                     .entry(conversation)
                     .or_insert(Mark::at(cursor))

@@ -458,7 +458,9 @@ async fn logged_in(
     mut socket: Socket,
 ) {
     let token_hash = caller.token_hash.clone();
-    let (conn, queue) = match connection::open(app, &caller).await {
+    // Boxed, like every storage step below: this task lives as long as the connection, and
+    // inline those large futures would size it for the rarest of them (as in `ws`).
+    let (conn, queue) = match Box::pin(connection::open(app, &caller)).await {
         Ok(opened) => opened,
         Err(too_many) => {
             forget_session(app, &token_hash).await;
@@ -494,7 +496,7 @@ async fn logged_in(
     } else {
         conn.close(CloseReason::NORMAL);
     }
-    connection::close(app, &conn).await;
+    Box::pin(connection::close(app, &conn)).await;
     // The session was this socket's alone (no one else holds its token).
     forget_session(app, &token_hash).await;
     tracing::debug!(conn = conn.id.0, reason = ?conn.close_reason(), "line disconnected");
@@ -549,7 +551,7 @@ async fn read_commands(
         }
         if refreshed.elapsed() >= refresh_every {
             refreshed = Instant::now();
-            app.presence.up(conn.user, conn.id).await;
+            Box::pin(app.presence.up(conn.user, conn.id)).await;
         }
         if line.trim().is_empty() {
             continue;
@@ -581,7 +583,7 @@ async fn read_commands(
             names,
             socket,
         };
-        if let Err(Refusal { code, message }) = run.command(command).await {
+        if let Err(Refusal { code, message }) = Box::pin(run.command(command)).await {
             conn.push(raw(err(code, &reference, message)));
         }
     }

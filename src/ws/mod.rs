@@ -68,7 +68,8 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
     // Shutdown waits for every connection holding one of these.
     let _alive = app.connections.token();
     let user = caller.user;
-    let (conn, queue) = match connection::open(&app, &caller).await {
+    // Set-up and teardown are boxed so the connection's long-lived task is not sized for them.
+    let (conn, queue) = match Box::pin(connection::open(&app, &caller)).await {
         Ok(opened) => opened,
         Err(_) => {
             let mut socket = socket;
@@ -104,6 +105,6 @@ async fn run(app: Arc<App>, caller: Caller, peer: Option<SocketAddr>, socket: We
         tracing::warn!(%err, "send_proc panicked");
     }
     app.metrics.ws_connections.dec();
-    connection::close(&app, &conn).await;
+    Box::pin(connection::close(&app, &conn)).await;
     tracing::debug!(conn = conn.id.0, user = user.0, reason = ?conn.close_reason(), "disconnected");
 }

@@ -105,7 +105,7 @@ pub(super) async fn recv_proc(
         conn.touch();
         if refreshed.elapsed() >= refresh_every {
             refreshed = Instant::now();
-            app.presence.up(conn.user, conn.id).await;
+            Box::pin(app.presence.up(conn.user, conn.id)).await;
         }
         if message.is_close() {
             break;
@@ -126,7 +126,9 @@ pub(super) async fn recv_proc(
             continue;
         }
         match parse(text) {
-            Ok(frame) => dispatch(app, conn, frame).await,
+            // Boxed: what a frame does may wait on storage, and those futures are large; inline
+            // they would size every idle connection's task for the largest of them.
+            Ok(frame) => Box::pin(dispatch(app, conn, frame)).await,
             Err((err, id)) => {
                 conn.push(err.to_outgoing(id));
             }
