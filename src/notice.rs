@@ -75,6 +75,16 @@ pub enum Notice {
 }
 
 impl Notice {
+    /// The conversation a message, read or typing notice is about (the others have none).
+    pub fn conversation(&self) -> Option<ConversationId> {
+        match self {
+            Self::Message { conversation, .. }
+            | Self::Read { conversation, .. }
+            | Self::Typing { conversation, .. } => Some(*conversation),
+            _ => None,
+        }
+    }
+
     /// The notice announcing a stored message, with its body inline.
     pub fn message(m: &StoredMessage) -> Self {
         Self::Message {
