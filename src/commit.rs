@@ -311,6 +311,7 @@ async fn commit(
             id: s.message_id.clone(),
         })
         .collect();
+    w.metrics.commit_batch.observe(new.len() as f64);
     let Some(stored) = store(&w.store, &new, deadline).await else {
         tracing::error!(
             ?deadline,

@@ -2,8 +2,8 @@
 //! never by the raw path, so a scan of random URLs cannot grow the label set.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// The node's metric families, registered once at start.
@@ -25,6 +25,8 @@ pub struct Metrics {
     pub login_refused: IntCounterVec,
     /// Messages stored by this node (retries not counted).
     pub messages_stored: IntCounter,
+    /// Sends per batch the writer committed: how much each database round is shared.
+    pub commit_batch: Histogram,
     /// Connections closed because their queue was full.
     pub slow_closed: IntCounter,
     /// Cluster packets this node published.
@@ -145,6 +147,13 @@ impl Metrics {
             "chorus_messages_stored_total",
             "Messages stored by this node",
         )?;
+        let commit_batch = Histogram::with_opts(
+            HistogramOpts::new(
+                "chorus_commit_batch_sends",
+                "Sends per batch committed by this node's writer",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )?;
         let slow_closed = IntCounter::new(
             "chorus_ws_slow_closed_total",
             "Websocket connections closed because their outgoing queue was full",
@@ -175,6 +184,7 @@ impl Metrics {
         registry.register(Box::new(cluster_dropped.clone()))?;
         registry.register(Box::new(cluster_peers.clone()))?;
         registry.register(Box::new(messages_stored.clone()))?;
+        registry.register(Box::new(commit_batch.clone()))?;
         registry.register(Box::new(slow_closed.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
@@ -191,6 +201,7 @@ impl Metrics {
             http_timeouts,
             login_refused,
             messages_stored,
+            commit_batch,
             slow_closed,
             cluster_sent,
             cluster_resent,

@@ -67,8 +67,8 @@ pub fn table(rows: &[RunResult]) -> String {
             })
     };
     let mut out = String::new();
-    out.push_str("| system | private deliveries/s | p99 | group deliveries/s | p99 | idle KiB/conn | lost | dup | × Socket.IO (private / group) |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| system | private deliveries/s | p99 | group deliveries/s | p99 | idle KiB/conn | MiB after log-ins | lost | dup | × Socket.IO (private / group) |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut notes = Vec::new();
     for r in rows {
         let phases = [r.private.as_ref(), r.group.as_ref()]
@@ -117,9 +117,13 @@ pub fn table(rows: &[RunResult]) -> String {
             .idle
             .as_ref()
             .map_or("–".into(), |i| format!("{:.1}", i.kib_per_conn));
+        // The whole process before the idle connections: what the accounts' log-ins left.
+        let logged_in = r.idle.as_ref().map_or("–".into(), |i| {
+            format!("{:.0}", i.rss_before_kib as f64 / 1024.0)
+        });
         let _ = writeln!(
             out,
-            "| {} | {pv} | {pp} | {gv} | {gp} | {idle} | {lost} | {dup} | {ratios} |",
+            "| {} | {pv} | {pp} | {gv} | {gp} | {idle} | {logged_in} | {lost} | {dup} | {ratios} |",
             r.label
         );
     }
