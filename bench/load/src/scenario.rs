@@ -21,6 +21,14 @@ const IDLE_PER_CHORUS_USER: usize = 25;
 /// Deliveries that stop growing for this long end a phase (what is missing is lost).
 const DRAIN_QUIET: Duration = Duration::from_secs(5);
 
+/// [`DRAIN_QUIET`], or `BENCH_DRAIN_QUIET_SECS` (to tell a late delivery from a lost one).
+fn drain_quiet() -> Duration {
+    std::env::var("BENCH_DRAIN_QUIET_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(DRAIN_QUIET, Duration::from_secs_f64)
+}
+
 /// How long senders may take to see their last acks after sending stops.
 const ACK_GRACE: Duration = Duration::from_secs(60);
 
@@ -441,7 +449,7 @@ async fn run_phase(
         }
         if got != last {
             (last, last_change) = (got, Instant::now());
-        } else if last_change.elapsed() > DRAIN_QUIET {
+        } else if last_change.elapsed() > drain_quiet() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -489,6 +497,13 @@ fn account(outcomes: &[Outcome], receivers: &[Vec<usize>], begin: Duration) -> P
             s.expected += out.sent;
             let unique = outcomes[*r].tracks.get(&(i as u32)).map_or(0, |t| t.unique);
             s.lost += out.sent.saturating_sub(unique);
+            if std::env::var_os("BENCH_LOST_DETAIL").is_some() && unique < out.sent {
+                // Worker numbers; `pairs` and `group` say which server each one is on.
+                eprintln!(
+                    "lost: sender {i} -> receiver {r}: sent {}, arrived {unique}",
+                    out.sent
+                );
+            }
         }
         for t in out.tracks.values() {
             s.delivered += t.unique;
