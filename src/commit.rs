@@ -1,10 +1,15 @@
 //! Group commit: the one place a node writes messages.
 //!
-//! Dispatch hands accepted sends to a single task through a bounded channel. The task takes
+//! Dispatch hands accepted sends to a writer task through a bounded channel. The task takes
 //! whatever is waiting (up to [`MAX_BATCH`]), checks recipients and membership for the whole
 //! batch at once, stores the batch in one transaction, and only then, in seq order, acks each
 //! sender and queues the message for the recipients' connections. Store before ack; ack before
-//! delivery; one writer per node, so local delivery order is seq order.
+//! delivery; one writer per conversation, so local delivery order is seq order.
+//!
+//! A node runs `chat.writers` writers, each owning the conversations that hash to it: on
+//! PostgreSQL and MySQL a batch's time is mostly round trips, and writers of disjoint
+//! conversations overlap them without waiting on each other's counter locks. SQLite has one
+//! write lock per file, so it gets one writer.
 //!
 //! One bad send fails only itself: what a backend cannot store is refused before batching
 //! ([`storable`]), and a batch the database refuses anyway is stored again send by send.
@@ -128,7 +133,8 @@ impl Submission {
     }
 }
 
-/// What the writer task works with: storage to write to, the fan-out to announce to.
+/// What a writer task works with: storage to write to, the fan-out to announce to.
+#[derive(Clone)]
 pub struct Writer {
     pub store: Store,
     pub fanout: Arc<Fanout>,
@@ -137,39 +143,72 @@ pub struct Writer {
     pub deadline: Duration,
 }
 
-/// The sending half, held by dispatch and the admin API.
+/// The sending half, held by dispatch and the admin API: one queue per writer.
 #[derive(Clone)]
 pub struct Committer {
-    tx: mpsc::Sender<Submission>,
+    writers: Arc<[mpsc::Sender<Submission>]>,
     /// Longest wait for room in the queue.
     wait: Duration,
 }
 
 impl Committer {
-    /// Starts the writer task; it stops after draining once `stop` is cancelled.
+    /// Starts one writer task per queue; the handle ends when all of them have stopped, which
+    /// they do after draining once `stop` is cancelled.
     pub fn spawn(
         writer: Writer,
-        rx: mpsc::Receiver<Submission>,
+        queues: Vec<mpsc::Receiver<Submission>>,
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(run(writer, rx, stop))
+        let tasks: Vec<_> = queues
+            .into_iter()
+            .map(|rx| tokio::spawn(run(writer.clone(), rx, stop.clone())))
+            .collect();
+        tokio::spawn(async move {
+            for task in tasks {
+                if let Err(err) = task.await {
+                    tracing::error!(%err, "a message writer panicked");
+                }
+            }
+        })
     }
 
-    /// A committer whose senders wait at most `wait` for room, and the receiver its task drains.
-    pub fn channel(capacity: usize, wait: Duration) -> (Self, mpsc::Receiver<Submission>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        (Self { tx, wait }, rx)
+    /// A committer for `writers` writers sharing `capacity` places, whose senders wait at most
+    /// `wait` for room, and the queues the writers drain.
+    pub fn channel(
+        writers: usize,
+        capacity: usize,
+        wait: Duration,
+    ) -> (Self, Vec<mpsc::Receiver<Submission>>) {
+        let writers = writers.max(1);
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..writers)
+            .map(|_| mpsc::channel((capacity / writers).max(1)))
+            .unzip();
+        let committer = Self {
+            writers: txs.into(),
+            wait,
+        };
+        (committer, rxs)
     }
 
-    /// Queues a send, waiting for room (in turn: backpressure lands on the sending client), but
-    /// no longer than the database deadline: when the writer is stuck, the sender gets
-    /// `unavailable` and its connection goes back to reading frames.
+    /// Queues a send with its conversation's writer, waiting for room (in turn: backpressure
+    /// lands on the sending client), but no longer than the database deadline: when the writer
+    /// is stuck, the sender gets `unavailable` and its connection goes back to reading frames.
     pub async fn submit(&self, submission: Submission) -> Result<(), SendError> {
-        self.tx
+        let writer = writer_of(submission.conversation(), self.writers.len());
+        self.writers[writer]
             .send_timeout(submission, self.wait)
             .await
             .map_err(|_| SendError::Unavailable)
     }
+}
+
+/// The writer that owns `conversation`, of `writers`: the same one for every send of it, so
+/// its messages are stored, acked and announced in seq order.
+fn writer_of(conversation: ConversationId, writers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    conversation.hash(&mut hasher);
+    (hasher.finish() % writers.max(1) as u64) as usize
 }
 
 async fn run(w: Writer, mut rx: mpsc::Receiver<Submission>, stop: CancellationToken) {
@@ -563,6 +602,23 @@ mod tests {
             check(&send(Some(UserId(1)), unknown), &m),
             Err(SendError::NotAMember(CommunityId(8)))
         );
+    }
+
+    #[test]
+    fn a_conversation_always_has_the_same_writer() {
+        let conversations: Vec<ConversationId> = (1..200)
+            .map(|i| ConversationId::private(UserId(i), UserId(i + 1)))
+            .chain((1..50).map(|c| ConversationId::Group(CommunityId(c))))
+            .collect();
+        let mut used = HashSet::new();
+        for c in &conversations {
+            let w = writer_of(*c, 4);
+            assert!(w < 4);
+            assert_eq!(writer_of(*c, 4), w, "stable");
+            used.insert(w);
+        }
+        assert_eq!(used.len(), 4, "spread over every writer");
+        assert!(conversations.iter().all(|c| writer_of(*c, 1) == 0));
     }
 
     #[test]

@@ -144,6 +144,11 @@ pub struct DatabaseSettings {
 }
 
 impl DatabaseSettings {
+    /// Whether the URL names an SQLite database.
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
     /// [`Self::timeout_ms`] as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms.max(1))
@@ -241,8 +246,11 @@ pub struct ChatSettings {
     pub rate_burst: u32,
     /// Websockets one user may have open on one node (0 = no limit); more are closed with 4429.
     pub max_sockets_per_user: usize,
-    /// Sends waiting for the writer; when full, a sender waits (at most `database.timeout_ms`).
+    /// Sends waiting for the writers; when full, a sender waits (at most `database.timeout_ms`).
     pub writer_queue: usize,
+    /// Message writers, each owning a share of the conversations (0: one on SQLite, which has
+    /// one write lock per file; two on PostgreSQL and MySQL, where they overlap round trips).
+    pub writers: usize,
 }
 
 impl ChatSettings {
@@ -339,6 +347,7 @@ rate_per_sec = 200
 rate_burst = 2000
 max_sockets_per_user = 32
 writer_queue = 4096
+writers = 0
 
 [metrics]
 addr = ""

@@ -182,7 +182,13 @@ impl Server {
             }
             _ => None,
         };
+        let writers = match settings.chat.writers {
+            0 if settings.database.is_sqlite() => 1,
+            0 => 2,
+            n => n,
+        };
         let (committer, submissions) = Committer::channel(
+            writers,
             settings.chat.writer_queue.max(1),
             settings.database.timeout(),
         );
