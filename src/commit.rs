@@ -172,17 +172,19 @@ impl Committer {
         })
     }
 
-    /// A committer for `writers` writers sharing `capacity` places, whose senders wait at most
-    /// `wait` for room, and the queues the writers drain.
+    /// A committer for `writers` writers with `capacity` places each, whose senders wait at
+    /// most `wait` for room, and the queues the writers drain. Each writer gets the whole
+    /// capacity: sends to one conversation queue at one writer, and a smaller share would make
+    /// their senders wait more often (a reader waiting for room is a reader not answering
+    /// heartbeats).
     pub fn channel(
         writers: usize,
         capacity: usize,
         wait: Duration,
     ) -> (Self, Vec<mpsc::Receiver<Submission>>) {
         let writers = writers.max(1);
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..writers)
-            .map(|_| mpsc::channel((capacity / writers).max(1)))
-            .unzip();
+        let (txs, rxs): (Vec<_>, Vec<_>) =
+            (0..writers).map(|_| mpsc::channel(capacity.max(1))).unzip();
         let committer = Self {
             writers: txs.into(),
             wait,

@@ -246,7 +246,7 @@ pub struct ChatSettings {
     pub rate_burst: u32,
     /// Websockets one user may have open on one node (0 = no limit); more are closed with 4429.
     pub max_sockets_per_user: usize,
-    /// Sends waiting for the writers; when full, a sender waits (at most `database.timeout_ms`).
+    /// Sends waiting for each writer; when full, a sender waits (at most `database.timeout_ms`).
     pub writer_queue: usize,
     /// Message writers, each owning a share of the conversations (0: one on SQLite, which has
     /// one write lock per file; two on PostgreSQL and MySQL, where they overlap round trips).
