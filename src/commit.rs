@@ -641,29 +641,10 @@ mod tests {
 
     #[tokio::test]
     async fn resolve_reads_the_whole_batch_at_once() {
-        use crate::config::DatabaseSettings;
-        use crate::store::{NewCommunity, NewUser};
+        use crate::store::testing::sqlite_with_users;
+        use crate::store::NewCommunity;
         let dir = tempfile::tempdir().unwrap();
-        let settings = DatabaseSettings {
-            url: format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display()),
-            max_connections: 2,
-            busy_timeout_ms: 1000,
-            timeout_ms: 1000,
-        };
-        let store = Store::open(&settings).await.unwrap();
-        let mut users = Vec::new();
-        for name in ["ann", "bob", "cy"] {
-            let user = store
-                .create_user(NewUser {
-                    name: name.into(),
-                    password_hash: "x".into(),
-                    email: None,
-                    phone: None,
-                })
-                .await
-                .unwrap();
-            users.push(UserId(user.id));
-        }
+        let (store, users) = sqlite_with_users(dir.path(), &["ann", "bob", "cy"]).await;
         let (ann, bob, cy) = (users[0], users[1], users[2]);
         let new = |name: &str| NewCommunity {
             name: name.into(),

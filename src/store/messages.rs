@@ -664,8 +664,7 @@ impl Binds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DatabaseSettings;
-    use crate::store::NewUser;
+    use crate::store::testing::sqlite_with_users;
 
     fn send(from: UserId, to: UserId, client_id: &str) -> NewMessage {
         NewMessage {
@@ -683,27 +682,7 @@ mod tests {
     #[tokio::test]
     async fn repeats_in_a_batch_leave_no_gap_in_the_seqs() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&DatabaseSettings {
-            url: format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display()),
-            max_connections: 2,
-            busy_timeout_ms: 1000,
-            timeout_ms: 1000,
-        })
-        .await
-        .unwrap();
-        let mut users = Vec::new();
-        for name in ["ann", "bob"] {
-            let user = store
-                .create_user(NewUser {
-                    name: name.into(),
-                    password_hash: "x".into(),
-                    email: None,
-                    phone: None,
-                })
-                .await
-                .unwrap();
-            users.push(UserId(user.id));
-        }
+        let (store, users) = sqlite_with_users(dir.path(), &["ann", "bob"]).await;
         let (ann, bob) = (users[0], users[1]);
         let pair = ConversationId::private(ann, bob);
         store.ensure_conversation(pair).await.unwrap();

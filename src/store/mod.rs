@@ -205,6 +205,38 @@ fn contains_pattern(needle: &str) -> sea_orm::sea_query::LikeExpr {
     sea_orm::sea_query::LikeExpr::new(escaped).escape('!')
 }
 
+/// Fresh stores for the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A new SQLite store in `dir` with one user per name, in order.
+    pub async fn sqlite_with_users(dir: &Path, names: &[&str]) -> (Store, Vec<UserId>) {
+        let store = Store::open(&DatabaseSettings {
+            url: format!("sqlite://{}?mode=rwc", dir.join("test.db").display()),
+            max_connections: 2,
+            busy_timeout_ms: 1000,
+            timeout_ms: 1000,
+        })
+        .await
+        .expect("open a fresh SQLite store");
+        let mut users = Vec::new();
+        for name in names {
+            let user = store
+                .create_user(NewUser {
+                    name: (*name).into(),
+                    password_hash: "x".into(),
+                    email: None,
+                    phone: None,
+                })
+                .await
+                .expect("create a user");
+            users.push(UserId(user.id));
+        }
+        (store, users)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
