@@ -2,9 +2,15 @@
 //!
 //! Dispatch hands accepted sends to a writer task through a bounded channel. The task takes
 //! whatever is waiting (up to [`MAX_BATCH`]), checks recipients and membership for the whole
-//! batch at once, stores the batch in one transaction, and only then, in seq order, acks each
-//! sender and queues the message for the recipients' connections. Store before ack; ack before
-//! delivery; one writer per conversation, so local delivery order is seq order.
+//! batch at once and stores the batch in one transaction. Only then, in seq order, does the
+//! writer's announcer task ack each sender and queue the message for the recipients'
+//! connections. Store before ack; ack before delivery; one writer per conversation, and its
+//! announcer takes the batches in the order they were stored, so local delivery order is seq
+//! order.
+//!
+//! The two tasks are a pipeline of two: while the announcer acks and fans out one batch, the
+//! writer already stores the next (their work is CPU on one side and database round trips on
+//! the other). The announcer holds at most one stored batch in waiting ([`PIPELINE`]).
 //!
 //! A node runs `chat.writers` writers, each owning the conversations that hash to it: on
 //! PostgreSQL and MySQL a batch's time is mostly round trips, and writers of disjoint
@@ -40,6 +46,9 @@ use crate::store::{Appended, NewMessage, Store, StoredMessage};
 pub const MAX_BATCH: usize = 256;
 /// Conversations the writer remembers as existing before it starts over.
 const KNOWN_CONVERSATIONS: usize = 100_000;
+/// Stored batches waiting for the announcer; one, so the writer is never more than a batch
+/// ahead of what its senders have been told.
+const PIPELINE: usize = 1;
 
 /// Where a send goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +223,8 @@ fn writer_of(conversation: ConversationId, writers: usize) -> usize {
 }
 
 async fn run(w: Writer, mut rx: mpsc::Receiver<Submission>, stop: CancellationToken) {
+    let (stored_tx, stored_rx) = mpsc::channel(PIPELINE);
+    let announcer = tokio::spawn(announce_batches(w.fanout.clone(), stored_rx));
     let mut known = HashSet::new();
     loop {
         let first = tokio::select! {
@@ -229,7 +240,9 @@ async fn run(w: Writer, mut rx: mpsc::Receiver<Submission>, stop: CancellationTo
                 Err(_) => break,
             }
         }
-        if commit(&w, &mut known, batch).await == Outcome::Stalled {
+        let (outcome, stored) = commit(&w, &mut known, batch).await;
+        hand_over(&stored_tx, stored).await;
+        if outcome == Outcome::Stalled {
             refuse_queued(&mut rx);
         }
     }
@@ -242,7 +255,79 @@ async fn run(w: Writer, mut rx: mpsc::Receiver<Submission>, stop: CancellationTo
     }
     while !rest.is_empty() {
         let batch: Vec<Submission> = rest.drain(..rest.len().min(MAX_BATCH)).collect();
-        commit(&w, &mut known, batch).await;
+        let (_, stored) = commit(&w, &mut known, batch).await;
+        hand_over(&stored_tx, stored).await;
+    }
+    drop(stored_tx);
+    if let Err(err) = announcer.await {
+        tracing::error!(%err, "a message announcer panicked");
+    }
+}
+
+/// Passes a stored batch to the announcer, waiting while it is busy with the one before.
+async fn hand_over(to: &mpsc::Sender<Stored>, stored: Option<Stored>) {
+    let Some(stored) = stored else { return };
+    if let Err(mpsc::error::SendError(stored)) = to.send(stored).await {
+        // The announcer is gone (it panicked): its senders must still hear, if not be announced.
+        tracing::error!(
+            batch = stored.sends.len(),
+            "no announcer: acking without fan-out"
+        );
+        for (s, appended) in stored.sends {
+            reply(
+                s.origin,
+                s.client_id,
+                s.message_id,
+                appended.map(|a| a.message),
+            );
+        }
+    }
+}
+
+/// A stored batch on its way to the senders and recipients: each accepted send with its
+/// outcome, in seq order, and the member lists the batch was checked against.
+struct Stored {
+    sends: Vec<(Submission, Result<Appended, SendError>)>,
+    members: Members,
+}
+
+/// The announcer: acks and fans out each stored batch, in the order the writer stored them.
+async fn announce_batches(fanout: Arc<Fanout>, mut stored: mpsc::Receiver<Stored>) {
+    while let Some(batch) = stored.recv().await {
+        announce(&fanout, batch).await;
+    }
+}
+
+/// Acks each send of a stored batch and announces its message.
+async fn announce(fanout: &Fanout, batch: Stored) {
+    let Stored { sends, members } = batch;
+    for (s, appended) in sends {
+        let appended = match appended {
+            Ok(appended) => appended,
+            Err(e) => {
+                reply(s.origin, s.client_id, s.message_id, Err(e));
+                continue;
+            }
+        };
+        let message = appended.message;
+        let origin_conn = match &s.origin {
+            Origin::Conn(conn) => Some(conn.id),
+            Origin::Caller(_) => None,
+        };
+        reply(s.origin, s.client_id, s.message_id, Ok(message.clone()));
+        // A retry of a stored send is announced again too: the first attempt may have been
+        // stored but never announced (a crash between commit and fan-out). Repeats cost
+        // nothing downstream, since every connection drops seqs it already holds.
+        let participants = match s.target {
+            // Read for this batch's check already: the fan-out need not ask again.
+            Target::Community(c) => Some(members.get(&c).cloned().unwrap_or_default()),
+            Target::User(_) | Target::System(_) => None,
+        };
+        let scope = Scope {
+            except: origin_conn,
+            participants,
+        };
+        fanout.announce(Notice::message(&message), scope).await;
     }
 }
 
@@ -284,19 +369,19 @@ fn refuse(batch: Vec<Submission>) {
     }
 }
 
-/// Checks, stores, acks and fans out one batch.
+/// Checks and stores one batch; what was stored goes on to the announcer.
 async fn commit(
     w: &Writer,
     known: &mut HashSet<ConversationId>,
     batch: Vec<Submission>,
-) -> Outcome {
+) -> (Outcome, Option<Stored>) {
     let deadline = w.deadline;
     let members = match within(deadline, resolve(&w.store, &batch)).await {
         Some(Ok(m)) => m,
         Some(Err(err)) => {
             tracing::error!(%err, "resolving recipients");
             refuse(batch);
-            return Outcome::Done;
+            return (Outcome::Done, None);
         }
         None => {
             tracing::error!(
@@ -304,7 +389,7 @@ async fn commit(
                 "resolving recipients: no answer from the database"
             );
             refuse(batch);
-            return Outcome::Stalled;
+            return (Outcome::Stalled, None);
         }
     };
     let mut accepted = Vec::with_capacity(batch.len());
@@ -317,7 +402,7 @@ async fn commit(
         }
     }
     if accepted.is_empty() {
-        return Outcome::Done;
+        return (Outcome::Done, None);
     }
     if known.len() > KNOWN_CONVERSATIONS {
         // A cache, not a record: forgetting only costs one idempotent insert per conversation.
@@ -337,7 +422,7 @@ async fn commit(
             None => {
                 tracing::error!(?deadline, %conversation, "creating conversation: no answer");
                 refuse(accepted);
-                return Outcome::Stalled;
+                return (Outcome::Stalled, None);
             }
         }
     }
@@ -360,7 +445,7 @@ async fn commit(
             "storing a batch: no answer from the database"
         );
         refuse(accepted);
-        return Outcome::Stalled;
+        return (Outcome::Stalled, None);
     };
     w.metrics.messages_stored.inc_by(
         stored
@@ -368,35 +453,8 @@ async fn commit(
             .filter(|a| a.as_ref().is_ok_and(|a| !a.duplicate))
             .count() as u64,
     );
-    for (s, appended) in accepted.into_iter().zip(stored) {
-        let appended = match appended {
-            Ok(appended) => appended,
-            Err(e) => {
-                reply(s.origin, s.client_id, s.message_id, Err(e));
-                continue;
-            }
-        };
-        let message = appended.message;
-        let origin_conn = match &s.origin {
-            Origin::Conn(conn) => Some(conn.id),
-            Origin::Caller(_) => None,
-        };
-        reply(s.origin, s.client_id, s.message_id, Ok(message.clone()));
-        // A retry of a stored send is announced again too: the first attempt may have been
-        // stored but never announced (a crash between commit and fan-out). Repeats cost
-        // nothing downstream, since every connection drops seqs it already holds.
-        let participants = match s.target {
-            // Read for this batch's check already: the fan-out need not ask again.
-            Target::Community(c) => Some(members.get(&c).cloned().unwrap_or_default()),
-            Target::User(_) | Target::System(_) => None,
-        };
-        let scope = Scope {
-            except: origin_conn,
-            participants,
-        };
-        w.fanout.announce(Notice::message(&message), scope).await;
-    }
-    Outcome::Done
+    let sends = accepted.into_iter().zip(stored).collect();
+    (Outcome::Done, Some(Stored { sends, members }))
 }
 
 /// Stores a batch in one transaction; if that fails, stores its sends one by one, so a send the
