@@ -226,7 +226,7 @@ async fn send(
     }
     // Until its ack, this connection must not get its own message as a copy: a send with an
     // id waits under that id, one without under the message id it is given here.
-    let message_id = id.is_none().then(|| uuid::Uuid::new_v4().to_string());
+    let message_id = id.is_none().then(crate::ids::new_message_id);
     let settle = id.clone().or(message_id.clone());
     if let Some(key) = &settle {
         conn.expect_ack(key);

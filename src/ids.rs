@@ -21,6 +21,13 @@ pub struct CommunityId(pub i64);
 #[serde(transparent)]
 pub struct Seq(pub i64);
 
+/// A new message id: a UUIDv7, so ids made later sort later and the messages' primary-key
+/// index grows at its end. A random (v4) id lands on a random index page: on a large table
+/// every insert then reads, splits and rewrites pages all over the index.
+pub fn new_message_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

@@ -14,7 +14,6 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, Statement, TransactionTrait, Value,
 };
-use uuid::Uuid;
 
 use super::entity::{conversation, message, read_cursor};
 use super::{now_ms, Store, StoreError};
@@ -178,7 +177,7 @@ impl Store {
                 }
                 let seq = next_seq.entry(new.conversation).or_default();
                 stored[i] = Some(StoredMessage {
-                    id: new.id.clone().unwrap_or_else(|| Uuid::new_v4().to_string()),
+                    id: new.id.clone().unwrap_or_else(crate::ids::new_message_id),
                     conversation: new.conversation,
                     seq: Seq(*seq),
                     sender: new.sender,
