@@ -15,6 +15,7 @@ mod m20261125_000003_messaging;
 mod m20261125_000004_attachments;
 mod m20261126_000005_client_id_bytes;
 mod m20261126_000006_last_seen;
+mod m20261126_000007_message_conversation_unchecked;
 
 /// Every migration, in the order it must run.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_attachments::Migration),
             Box::new(m20261126_000005_client_id_bytes::Migration),
             Box::new(m20261126_000006_last_seen::Migration),
+            Box::new(m20261126_000007_message_conversation_unchecked::Migration),
         ]
     }
 }
