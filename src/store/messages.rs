@@ -117,7 +117,7 @@ impl Store {
     ///
     /// Almost no batch repeats an earlier send, so the first attempt writes every input as new
     /// and lets the unique indexes say otherwise: a repeated `(sender, client id)` (or message
-    /// id) makes the insert skip its row, the transaction is rolled back (its seqs with it), and
+    /// id) makes the insert fail, the transaction is rolled back (its seqs with it), and
     /// only then are the earlier sends looked up and the batch written again, repeats answered
     /// with what was stored the first time.
     pub async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
@@ -467,7 +467,7 @@ enum Plan {
 /// What an insert does with a row a unique index refuses.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum OnRepeat {
-    /// Skip it, and the caller rolls the batch back (the cheap first attempt).
+    /// The statement fails, and the caller rolls the batch back (the cheap first attempt).
     RollBack,
     /// Fail the statement (the batch was planned against what is stored).
     Fail,
@@ -499,25 +499,18 @@ fn plan(batch: &[NewMessage], earlier: &HashMap<(UserId, String), StoredMessage>
 }
 
 /// One multi-row insert in fixed-shape SQL (no query builder on the hot path); returns how many
-/// rows went in. With [`OnRepeat::RollBack`] a row a unique index refuses is skipped
-/// (`ON CONFLICT DO NOTHING`; `INSERT IGNORE` on MySQL, which also skips rows for other
-/// reasons, and every skip means a rollback and the careful path, so nothing is lost).
+/// rows went in. With [`OnRepeat::RollBack`] a row a unique index refuses makes it 0 (the
+/// statement failed, the caller rolls back and takes the careful path, so nothing is lost).
 async fn insert_messages<C: ConnectionTrait>(
     tx: &C,
     rows: &[&StoredMessage],
     on_repeat: OnRepeat,
 ) -> Result<u64, StoreError> {
     let backend = tx.get_database_backend();
-    let skip = on_repeat == OnRepeat::RollBack;
     let mut binds = Binds::new(backend);
     let mut sql = String::with_capacity(120 + rows.len() * 48);
-    sql.push_str(if skip && backend == DbBackend::MySql {
-        "INSERT IGNORE INTO"
-    } else {
-        "INSERT INTO"
-    });
     sql.push_str(
-        " messages (id, conversation_id, seq, sender_id, media, content, client_id, created_at) VALUES ",
+        "INSERT INTO messages (id, conversation_id, seq, sender_id, media, content, client_id, created_at) VALUES ",
     );
     for (i, m) in rows.iter().enumerate() {
         sql.push_str(if i == 0 { "(" } else { ", (" });
@@ -538,10 +531,15 @@ async fn insert_messages<C: ConnectionTrait>(
         binds.put(&mut sql, m.created_at);
         sql.push(')');
     }
-    if skip && backend != DbBackend::MySql {
-        sql.push_str(" ON CONFLICT DO NOTHING");
+    // A plain insert, not `ON CONFLICT DO NOTHING` / `INSERT IGNORE`: the batch is rolled back
+    // on a repeat either way, and PostgreSQL checks every row of an `ON CONFLICT` insert against
+    // the unique indexes before inserting it (speculative insertion), a cost every batch paid
+    // for the rare one with a repeat.
+    match tx.execute(binds.statement(sql)).await {
+        Ok(done) => Ok(done.rows_affected()),
+        Err(e) if on_repeat == OnRepeat::RollBack && StoreError::is_unique_violation(&e) => Ok(0),
+        Err(e) => Err(e.into()),
     }
-    Ok(tx.execute(binds.statement(sql)).await?.rows_affected())
 }
 
 /// Adds each conversation's count to its `last_seq` inside `tx` and returns the new values, in
