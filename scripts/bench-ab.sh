@@ -35,8 +35,9 @@ pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 port=18191
 node= work=
 cleanup() {
-    [ -n "$node" ] && kill "$node" 2>/dev/null && wait "$node" 2>/dev/null
-    [ -n "$work" ] && rm -rf "$work"
+    # A node that already died (or exits non-zero on SIGTERM) must not end the whole run.
+    if [ -n "$node" ]; then kill "$node" 2>/dev/null; wait "$node" 2>/dev/null || true; fi
+    if [ -n "$work" ]; then rm -rf "$work"; fi
     node= work=
 }
 trap cleanup EXIT
